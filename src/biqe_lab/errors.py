@@ -1,0 +1,105 @@
+"""The one exception tree of biqe_lab: every error has a stable code, an exit code and an HTTP status."""
+from __future__ import annotations
+
+
+class BiqeError(Exception):
+    """Base of every error biqe_lab raises on purpose.
+
+    ``code`` is stable (API bodies, job records and tests rely on it), ``exit_code`` is what
+    the CLI returns and ``http_status`` what the API answers.
+    """
+
+    code = "error"
+    exit_code = 1
+    http_status = 500
+
+    def __init__(self, message: str, **details: object) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+    def to_dict(self) -> dict[str, object]:
+        body: dict[str, object] = {"error": self.code, "message": self.message}
+        if self.details:
+            body["details"] = {k: str(v) for k, v in self.details.items()}
+        return body
+
+
+class InputError(BiqeError):
+    """The user's input cannot be used (file missing, wrong format, bad option)."""
+
+    code = "invalid_input"
+    exit_code = 2
+    http_status = 400
+
+
+class UnsafeArchiveError(InputError):
+    """A ZIP archive was refused: encrypted entry, path escape, symlink, or a zip bomb."""
+
+    code = "unsafe_archive"
+    exit_code = 3
+
+
+class ArchiveTooLargeError(UnsafeArchiveError):
+    """A ZIP archive exceeds a configured limit (size, ratio, page count)."""
+
+    code = "archive_too_large"
+    http_status = 413
+
+
+class NoImagesError(InputError):
+    """The input holds no page image at all."""
+
+    code = "no_images"
+    exit_code = 4
+
+
+class ImageDecodeError(InputError):
+    """A file that looks like an image cannot be decoded; the message names the file."""
+
+    code = "bad_image"
+    exit_code = 5
+
+
+class GroundTruthError(InputError):
+    """A PageXML/ALTO file cannot be read or does not match its image."""
+
+    code = "bad_ground_truth"
+    exit_code = 6
+
+
+class ModelError(BiqeError):
+    """A model file is missing, unreadable or of the wrong kind."""
+
+    code = "model_error"
+    exit_code = 7
+    http_status = 400
+
+
+class EngineError(BiqeError):
+    """An engine (kraken, tesseract) failed while processing a page."""
+
+    code = "engine_error"
+    exit_code = 8
+
+
+class DependencyMissingError(EngineError):
+    """An external program the chosen engine needs (e.g. tesseract) is not installed."""
+
+    code = "dependency_missing"
+    exit_code = 9
+
+
+class ExportError(BiqeError):
+    """An export could not be written or failed schema validation."""
+
+    code = "export_error"
+    exit_code = 10
+
+
+class CancelledError(BiqeError):
+    """The run was cancelled by its caller (between pages or steps)."""
+
+    code = "cancelled"
+    exit_code = 130
+    http_status = 409

@@ -1,0 +1,236 @@
+"""The data model that travels through every step: Document -> Page -> Region / Line -> TextVariant."""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import uuid
+from pathlib import Path
+from typing import Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from .errors import InputError
+
+SCHEMA_VERSION = 1
+
+Point = tuple[float, float]
+Origin = Literal["htr", "llm", "lexicon", "human", "import"]
+Status = Literal["proposed", "accepted", "rejected", "superseded"]
+
+
+def now_iso() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def new_id(prefix: str) -> str:
+    """A short unique id that is a valid XML ID (starts with a letter)."""
+    return f"{prefix}_{uuid.uuid4().hex[:12]}"
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+def _check_points(points: list[Point], minimum: int, what: str) -> list[Point]:
+    if len(points) < minimum:
+        raise ValueError(f"a {what} needs at least {minimum} points, got {len(points)}")
+    for x, y in points:
+        if not (x == x and y == y):  # NaN
+            raise ValueError(f"{what} has a NaN coordinate")
+    return [(float(x), float(y)) for x, y in points]
+
+
+class Producer(_Frozen):
+    """Who made a text variant: engine, model and (for LLM steps) prompt version."""
+
+    engine: str
+    model: Optional[str] = None
+    version: Optional[str] = None
+    prompt_version: Optional[str] = None
+
+
+class TextVariant(_Frozen):
+    """One reading of a line. Variants are appended, never edited in place."""
+
+    id: str = Field(default_factory=lambda: new_id("tv"))
+    text: str
+    origin: Origin
+    producer: Producer
+    confidence: Optional[float] = None
+    char_confidences: Optional[list[float]] = None
+    parent: Optional[str] = None
+    status: Status = "proposed"
+    created_at: str = Field(default_factory=now_iso)
+
+    @model_validator(mode="after")
+    def _confidences_fit(self) -> "TextVariant":
+        if self.confidence is not None and not 0.0 <= self.confidence <= 1.0:
+            raise ValueError(f"confidence {self.confidence} is outside [0, 1]")
+        if self.char_confidences is not None and len(self.char_confidences) != len(self.text):
+            raise ValueError("char_confidences must have one value per character of text")
+        return self
+
+
+class Line(BaseModel):
+    """A text line: geometry in source-image pixels (origin top-left) plus its text variants."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    id: str = Field(default_factory=lambda: new_id("line"))
+    baseline: list[Point]
+    polygon: list[Point]
+    region_id: Optional[str] = None
+    tags: dict[str, str] = Field(default_factory=dict)
+    reference: Optional[str] = None
+    variants: list[TextVariant] = Field(default_factory=list)
+
+    @field_validator("baseline")
+    @classmethod
+    def _baseline_ok(cls, v: list[Point]) -> list[Point]:
+        return _check_points(v, 2, "baseline")
+
+    @field_validator("polygon")
+    @classmethod
+    def _polygon_ok(cls, v: list[Point]) -> list[Point]:
+        return _check_points(v, 3, "polygon")
+
+    def add_variant(self, variant: TextVariant) -> TextVariant:
+        """Append a variant; an accepted one supersedes the previously accepted one."""
+        if variant.status == "accepted":
+            self.variants = [
+                v.model_copy(update={"status": "superseded"}) if v.status == "accepted" else v
+                for v in self.variants
+            ]
+        self.variants = [*self.variants, variant]
+        return variant
+
+    def current(self) -> Optional[TextVariant]:
+        """The variant that stands: the latest accepted one, else the latest not rejected."""
+        for wanted in ("accepted", "proposed"):
+            for v in reversed(self.variants):
+                if v.status == wanted:
+                    return v
+        return None
+
+    def variant(self, origin: str) -> Optional[TextVariant]:
+        """The latest variant of one origin (e.g. the raw ``htr`` reading), if any."""
+        for v in reversed(self.variants):
+            if v.origin == origin:
+                return v
+        return None
+
+    @property
+    def text(self) -> str:
+        cur = self.current()
+        return cur.text if cur else ""
+
+    @property
+    def bbox(self) -> tuple[int, int, int, int]:
+        """(x0, y0, x1, y1) of the polygon, as integers enclosing it."""
+        xs = [p[0] for p in self.polygon]
+        ys = [p[1] for p in self.polygon]
+        return int(min(xs)), int(min(ys)), int(round(max(xs))), int(round(max(ys)))
+
+
+class Region(BaseModel):
+    """A text region (block); its lines point back to it by ``region_id``."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    id: str = Field(default_factory=lambda: new_id("region"))
+    type: str = "text"
+    polygon: list[Point]
+
+    @field_validator("polygon")
+    @classmethod
+    def _polygon_ok(cls, v: list[Point]) -> list[Point]:
+        return _check_points(v, 3, "polygon")
+
+
+class ImageRef(_Frozen):
+    """The page image: where it is, its pixel size, resolution and content hash."""
+
+    path: str
+    width: int
+    height: int
+    sha256: str
+    dpi: Optional[tuple[float, float]] = None
+    frame: int = 0  # page index inside a multi-page TIFF
+
+
+class Page(BaseModel):
+    """One page: image, regions in reading order and ONE flat list of lines in reading order."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    id: str = Field(default_factory=lambda: new_id("page"))
+    name: str
+    image: ImageRef
+    regions: list[Region] = Field(default_factory=list)
+    lines: list[Line] = Field(default_factory=list)
+    ground_truth: Optional[str] = None  # path of the paired ALTO / PAGE file
+    warnings: list[str] = Field(default_factory=list)
+    error: Optional[str] = None
+
+    @model_validator(mode="after")
+    def _lines_inside_known_regions(self) -> "Page":
+        known = {r.id for r in self.regions}
+        for line in self.lines:
+            if line.region_id is not None and line.region_id not in known:
+                raise ValueError(f"line {line.id} points to unknown region {line.region_id}")
+        return self
+
+    def region_lines(self, region_id: Optional[str]) -> list[Line]:
+        return [ln for ln in self.lines if ln.region_id == region_id]
+
+
+class ProcessingRecord(_Frozen):
+    """Provenance of one step: what ran, with which settings, and how long it took."""
+
+    step: str
+    engine: str
+    version: Optional[str] = None
+    settings: dict[str, object] = Field(default_factory=dict)
+    started_at: str = Field(default_factory=now_iso)
+    seconds: float = 0.0
+
+
+class Document(BaseModel):
+    """A document: ordered pages plus the provenance of every step that touched them."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    schema_version: int = SCHEMA_VERSION
+    id: str = Field(default_factory=lambda: new_id("doc"))
+    name: str = "document"
+    created_at: str = Field(default_factory=now_iso)
+    pages: list[Page] = Field(default_factory=list)
+    processing: list[ProcessingRecord] = Field(default_factory=list)
+
+    def record(self, record: ProcessingRecord) -> None:
+        self.processing = [*self.processing, record]
+
+    def save(self, path: str | Path) -> Path:
+        """Write the document as JSON (atomically: write then rename)."""
+        path = Path(path)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(self.model_dump_json(indent=1), encoding="utf-8")
+        tmp.replace(path)
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Document":
+        path = Path(path)
+        try:
+            data = json.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise InputError(f"cannot read document {path}: {exc}") from exc
+        version = data.get("schema_version") if isinstance(data, dict) else None
+        if version != SCHEMA_VERSION:
+            raise InputError(
+                f"{path} has schema_version {version!r}; this biqe_lab reads version {SCHEMA_VERSION}"
+            )
+        try:
+            return cls.model_validate(data)
+        except ValueError as exc:
+            raise InputError(f"{path} is not a valid biqe_lab document: {exc}") from exc

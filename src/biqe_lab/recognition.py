@@ -1,0 +1,178 @@
+"""The recognition step: engines that read each line of a page (kraken models, tesseract), loaded once."""
+from __future__ import annotations
+
+import csv
+import io
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Optional, Protocol, Sequence
+
+from PIL import Image, ImageDraw
+
+from .errors import DependencyMissingError, EngineError, InputError, ModelError
+from .model import Line, Page, Producer, TextVariant
+
+
+class Recognizer(Protocol):
+    """A recognition back-end: appends one ``htr`` variant to every line of a page."""
+
+    name: str
+
+    def describe(self) -> dict: ...
+
+    def recognize(self, page: Page, image: Image.Image) -> None: ...
+
+
+def line_image(image: Image.Image, line: Line, pad: int = 4) -> Image.Image:
+    """The line's pixels: its polygon's bounding box, with everything outside the polygon white."""
+    x0, y0, x1, y1 = line.bbox
+    x0, y0 = max(0, x0 - pad), max(0, y0 - pad)
+    x1, y1 = min(image.width, x1 + pad + 1), min(image.height, y1 + pad + 1)
+    grey = image.convert("L")
+    crop = grey.crop((x0, y0, x1, y1))
+    mask = Image.new("L", crop.size, 0)
+    ImageDraw.Draw(mask).polygon([(x - x0, y - y0) for x, y in line.polygon], fill=255)
+    out = Image.new("L", crop.size, 255)
+    out.paste(crop, (0, 0), mask)
+    return out
+
+
+class KrakenRecognizer:
+    """Any kraken recognition model (``.mlmodel`` or ``.safetensors``); per-character confidences."""
+
+    name = "kraken"
+
+    def __init__(self, model: str | Path, device: str = "cpu", batch_size: int = 8) -> None:
+        from kraken.configs import RecognitionInferenceConfig
+        from kraken.tasks import RecognitionTaskModel
+
+        self.model_path = Path(model)
+        if not self.model_path.is_file():
+            raise ModelError(f"recognition model {self.model_path} does not exist")
+        try:
+            self._task = RecognitionTaskModel.load_model(self.model_path)
+        except (ValueError, RuntimeError, OSError, KeyError) as exc:
+            raise ModelError(f"{self.model_path.name} is not a kraken recognition model: {exc}") from exc
+        self._config = RecognitionInferenceConfig(device=device, batch_size=batch_size)
+        import kraken
+
+        self._producer = Producer(engine="kraken", model=self.model_path.name,
+                                  version=getattr(kraken, "__version__", None))
+
+    def describe(self) -> dict:
+        return {"engine": "kraken", "version": self._producer.version,
+                "settings": {"model": self.model_path.name, "batch_size": self._config.batch_size}}
+
+    def recognize(self, page: Page, image: Image.Image) -> None:
+        from kraken.containers import BaselineLine, Segmentation
+
+        if not page.lines:
+            return
+        klines = [BaselineLine(id=l.id, baseline=[(int(x), int(y)) for x, y in l.baseline],
+                               boundary=[(int(x), int(y)) for x, y in l.polygon]) for l in page.lines]
+        seg = Segmentation(type="baselines", imagename=page.image.path, text_direction="horizontal-lr",
+                           script_detection=False, lines=klines, regions={}, line_orders=[])
+        try:
+            records = list(self._task.predict(image, seg, self._config))
+        except Exception as exc:  # torch/kraken errors of many kinds; name the page
+            raise EngineError(f"kraken recognition failed on page {page.name}: {exc}", page=page.name) from exc
+        for line, rec in zip(page.lines, records):
+            chars = [float(c) for c in rec.confidences]
+            text = rec.prediction
+            if len(chars) != len(text):  # multi-codepoint labels: keep only the line figure
+                chars = None
+            conf = (sum(rec.confidences) / len(rec.confidences)) if rec.confidences else None
+            line.add_variant(TextVariant(text=text, origin="htr", producer=self._producer,
+                                         confidence=None if conf is None else min(max(float(conf), 0.0), 1.0),
+                                         char_confidences=chars))
+
+
+class TesseractRecognizer:
+    """Tesseract (Debian ``tesseract-ocr``) on the same line crops; one process per page, line confidences."""
+
+    name = "tesseract"
+
+    def __init__(self, languages: Sequence[str] = ("eng",), psm: int = 7, binary: Optional[str] = None) -> None:
+        self.binary = binary or shutil.which("tesseract")
+        if not self.binary:
+            raise DependencyMissingError(
+                "tesseract is not installed; install it (apt-get install tesseract-ocr) or choose --engine kraken")
+        self.languages = list(languages)
+        available = self.available_languages()
+        missing = [l for l in self.languages if l not in available]
+        if missing:
+            raise InputError(f"tesseract has no language data for {', '.join(missing)} "
+                             f"(installed: {', '.join(sorted(available))})")
+        self.psm = psm
+        self._producer = Producer(engine="tesseract", model="+".join(self.languages), version=self.version())
+
+    def available_languages(self) -> set[str]:
+        out = subprocess.run([self.binary, "--list-langs"], capture_output=True, text=True, check=False)
+        return {l.strip() for l in out.stdout.splitlines()[1:] if l.strip()}
+
+    def version(self) -> str:
+        out = subprocess.run([self.binary, "--version"], capture_output=True, text=True, check=False)
+        first = (out.stdout or out.stderr).splitlines()
+        return first[0].split()[-1] if first else "unknown"
+
+    def describe(self) -> dict:
+        return {"engine": "tesseract", "version": self._producer.version,
+                "settings": {"languages": self.languages, "psm": self.psm}}
+
+    def recognize(self, page: Page, image: Image.Image) -> None:
+        if not page.lines:
+            return
+        with tempfile.TemporaryDirectory(prefix="biqe_tess_") as tmp:
+            tmpdir = Path(tmp)
+            paths = []
+            for i, line in enumerate(page.lines):
+                p = tmpdir / f"line_{i:05d}.png"
+                line_image(image, line, pad=8).save(p, dpi=(300, 300))
+                paths.append(str(p))
+            listing = tmpdir / "lines.txt"
+            listing.write_text("\n".join(paths) + "\n", encoding="utf-8")
+            cmd = [self.binary, str(listing), str(tmpdir / "out"), "--psm", str(self.psm),
+                   "-l", "+".join(self.languages), "tsv"]
+            proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+            tsv = tmpdir / "out.tsv"
+            if proc.returncode != 0 or not tsv.exists():
+                raise EngineError(f"tesseract failed on page {page.name}: {proc.stderr.strip()[-500:]}",
+                                  page=page.name)
+            results = parse_tesseract_tsv(tsv.read_text(encoding="utf-8"), len(page.lines))
+        for line, (text, conf) in zip(page.lines, results):
+            line.add_variant(TextVariant(text=text, origin="htr", producer=self._producer, confidence=conf))
+
+
+def parse_tesseract_tsv(tsv: str, n_images: int) -> list[tuple[str, Optional[float]]]:
+    """Text and mean word confidence (0..1) per input image of a multi-image tesseract TSV."""
+    words: dict[int, list[tuple[tuple[int, int, int, int], str, float]]] = {i: [] for i in range(1, n_images + 1)}
+    reader = csv.DictReader(io.StringIO(tsv), delimiter="\t", quoting=csv.QUOTE_NONE)
+    for row in reader:
+        if row.get("level") != "5":
+            continue
+        text = (row.get("text") or "").strip()
+        if not text:
+            continue
+        page = int(row["page_num"])
+        key = (int(row["block_num"]), int(row["par_num"]), int(row["line_num"]), int(row["word_num"]))
+        words.setdefault(page, []).append((key, text, float(row["conf"])))
+    out = []
+    for i in range(1, n_images + 1):
+        ws = sorted(words.get(i, []))
+        confs = [c for _, _, c in ws if c >= 0]
+        out.append((" ".join(t for _, t, _ in ws), (sum(confs) / len(confs) / 100.0) if confs else None))
+    return out
+
+
+def make_recognizer(engine: str, model: Optional[str | Path] = None, languages: Sequence[str] = ("eng",),
+                    device: str = "cpu", batch_size: int = 8) -> Recognizer:
+    """The recognition engine chosen by configuration."""
+    if engine == "kraken":
+        if model is None:
+            raise InputError("--engine kraken needs --model PATH (a .mlmodel or .safetensors recognition model)")
+        return KrakenRecognizer(model, device=device, batch_size=batch_size)
+    if engine == "tesseract":
+        return TesseractRecognizer(languages)
+    raise InputError(f"unknown recognition engine {engine!r}; choose 'kraken' or 'tesseract'")

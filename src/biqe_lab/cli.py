@@ -132,10 +132,13 @@ def process(input_path, out_dir, layout, layout_model, engine, model, lang, devi
 @click.option("--preset", default=None, help="Correction preset (document type).")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), default=None,
               help="Write the scores as JSON here.")
+@click.option("--save-document", type=click.Path(dir_okay=False), default=None,
+              help="Also save the recognized document (document.json) here, to inspect line by line.")
 @click.option("--limit", type=int, default=None, help="Evaluate only the first N pages.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @translate_errors
-def evaluate(directory, layout, engine, model, lang, device, correction, preset, json_out, limit, quiet):
+def evaluate(directory, layout, engine, model, lang, device, correction, preset, json_out, save_document, limit,
+             quiet):
     """CER/WER of recognition against the ground truth in DIRECTORY.
 
     DIRECTORY holds page images, each with a same-named ALTO or PAGE .xml. Rates are jiwer
@@ -153,6 +156,8 @@ def evaluate(directory, layout, engine, model, lang, device, correction, preset,
         raise InputError(f"no page in {directory} has a same-named ground-truth .xml")
     config = _config(layout, engine, model, lang, device)
     run_pipeline(document, config, progress=None if quiet else ConsoleProgress("evaluating"))
+    if save_document:
+        document.save(save_document)
     result = evaluation.report(evaluation.evaluate(document, "htr"))
     click.echo(evaluation.format_table(result))
     if json_out:

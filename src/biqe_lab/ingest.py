@@ -123,8 +123,7 @@ def pages_from_images(images: Iterable[Path], with_ground_truth: bool = True) ->
             page = Page(name=_page_name(path, ref, len(refs)), image=ref,
                         ground_truth=str(xml) if xml else None)
             if xml is not None:
-                regions, lines = read_ground_truth(xml, ref)
-                page.regions, page.lines = regions, lines
+                page.replace_layout(*read_ground_truth(xml, ref))
             pages.append(page)
     return pages
 

@@ -10,6 +10,7 @@ from PIL import Image
 
 from .errors import EngineError, InputError, ModelError
 from .geometry import clip_points
+from .kraken_support import kraken_device, kraken_version
 from .model import Line, Page, Region, new_id
 
 log = logging.getLogger(__name__)
@@ -63,12 +64,10 @@ class KrakenLayout:
             self._task = SegmentationTaskModel.load_model(self.model_path)
         except (ValueError, RuntimeError, OSError) as exc:
             raise ModelError(f"cannot load segmentation model {self.model_path}: {exc}") from exc
-        self._config = SegmentationInferenceConfig(device=device)
+        self._config = SegmentationInferenceConfig(**kraken_device(device))
 
     def describe(self) -> dict:
-        import kraken
-
-        return {"engine": "kraken", "version": getattr(kraken, "__version__", None),
+        return {"engine": "kraken", "version": kraken_version(),
                 "settings": {"model": self.model_path.name}}
 
     def segment(self, page: Page, image: Image.Image) -> None:
@@ -76,7 +75,7 @@ class KrakenLayout:
             seg = self._task.predict(image, self._config)
         except Exception as exc:  # kraken raises many kinds; name the page
             raise EngineError(f"kraken segmentation failed on page {page.name}: {exc}", page=page.name) from exc
-        page.regions, page.lines = from_kraken_segmentation(seg, image.width, image.height)
+        page.replace_layout(*from_kraken_segmentation(seg, image.width, image.height))
 
 
 def from_kraken_segmentation(seg, width: int, height: int) -> tuple[list[Region], list[Line]]:

@@ -180,8 +180,11 @@ class Page(BaseModel):
                 raise ValueError(f"line {line.id} points to unknown region {line.region_id}")
         return self
 
-    def region_lines(self, region_id: Optional[str]) -> list[Line]:
-        return [ln for ln in self.lines if ln.region_id == region_id]
+    def replace_layout(self, regions: list[Region], lines: list[Line]) -> None:
+        """Swap in a new segmentation (regions and lines together, validated as a whole)."""
+        self.lines = []
+        self.regions = regions
+        self.lines = lines
 
 
 class ProcessingRecord(_Frozen):

@@ -68,9 +68,9 @@ def run_pipeline(source: Union[Source, Document], config: Optional[PipelineConfi
     config = config or PipelineConfig()
     progress = progress or NullProgress()
     cancel = cancel or CancelToken()
+    steps = steps_for(config)  # a bad configuration fails before any input is touched
     document = source if isinstance(source, Document) else ingest(
         source, workdir=workdir, limits=config.limits, with_ground_truth=True)
-    steps = steps_for(config)
     timings = {"layout": 0.0, "recognition": 0.0}
     started: dict[str, str] = {}
     progress.start(len(document.pages))

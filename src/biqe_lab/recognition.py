@@ -12,6 +12,7 @@ from typing import Optional, Protocol, Sequence
 from PIL import Image, ImageDraw
 
 from .errors import DependencyMissingError, EngineError, InputError, ModelError
+from .kraken_support import kraken_device, kraken_version
 from .model import Line, Page, Producer, TextVariant
 
 
@@ -55,11 +56,8 @@ class KrakenRecognizer:
             self._task = RecognitionTaskModel.load_model(self.model_path)
         except (ValueError, RuntimeError, OSError, KeyError) as exc:
             raise ModelError(f"{self.model_path.name} is not a kraken recognition model: {exc}") from exc
-        self._config = RecognitionInferenceConfig(device=device, batch_size=batch_size)
-        import kraken
-
-        self._producer = Producer(engine="kraken", model=self.model_path.name,
-                                  version=getattr(kraken, "__version__", None))
+        self._config = RecognitionInferenceConfig(batch_size=batch_size, **kraken_device(device))
+        self._producer = Producer(engine="kraken", model=self.model_path.name, version=kraken_version())
 
     def describe(self) -> dict:
         return {"engine": "kraken", "version": self._producer.version,

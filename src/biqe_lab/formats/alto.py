@@ -75,16 +75,14 @@ def _baseline(line_el: etree._Element, polygon: list[tuple[float, float]]) -> li
     raw = line_el.get("BASELINE")
     x0 = min(p[0] for p in polygon)
     x1 = max(p[0] for p in polygon)
-    if raw:
-        pts = parse_points(raw)
-        if len(pts) >= 2:
-            return pts
-        if len(pts) == 0:
-            try:  # ALTO v2/v3: BASELINE is a single vertical position
-                y = float(raw)
-                return [(x0, y), (x1, y)]
-            except ValueError:
-                pass
+    if raw and raw.strip():
+        try:  # ALTO v2/v3: BASELINE is a single vertical position
+            y = float(raw)
+            return [(x0, y), (x1, y)]
+        except ValueError:
+            pts = parse_points(raw)
+            if len(pts) >= 2:
+                return pts
     y = max(p[1] for p in polygon)  # no baseline: the bottom of the box
     return [(x0, y), (x1, y)]
 

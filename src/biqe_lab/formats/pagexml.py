@@ -62,6 +62,18 @@ def _text_regions(container) -> list:
     return out
 
 
+def _group_order(group) -> list[str]:
+    """Region ids of a reading-order group: indexed members by @index, nested groups flattened."""
+    members = [c for c in group if isinstance(c.tag, str) and _local(c) not in {"Labels", "UserDefined"}]
+    members.sort(key=lambda c: int(c.get("index", "0") or 0))
+    out: list[str] = []
+    for m in members:
+        if m.get("regionRef"):
+            out.append(m.get("regionRef"))
+        out.extend(_group_order(m))  # nested groups; a RegionRef leaf has no members
+    return out
+
+
 def parse(root: etree._Element) -> ParsedLayout:
     ns = etree.QName(root).namespace or ""
     version = ns.rsplit("/", 1)[-1]
@@ -102,12 +114,7 @@ def parse(root: etree._Element) -> ParsedLayout:
         regions.append(Region(id=region_id, type=reg_el.get("type") or "text", polygon=polygon))
         lines.extend(reg_lines)
 
-    # Reading order: RegionRefIndexed by index (nested groups flattened in document order).
-    order: list[str] = []
-    for ro in _children(page_el, "ReadingOrder"):
-        for el in ro.iter():
-            if isinstance(el.tag, str) and _local(el) in {"RegionRefIndexed", "RegionRef"}:
-                order.append(el.get("regionRef"))
+    order = [rid for ro in _children(page_el, "ReadingOrder") for rid in _group_order(ro)]
     if order:
         rank = {rid: i for i, rid in enumerate(order)}
         pos = {r.id: i for i, r in enumerate(regions)}

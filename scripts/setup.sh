@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Sets up a fresh machine for biqe_lab: Debian packages, then .venv with every dependency
+# installed in ONE resolver pass (kraken's pins and transformers' must be solved together).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+APT_PACKAGES=(
+  tesseract-ocr tesseract-ocr-eng tesseract-ocr-fra tesseract-ocr-deu tesseract-ocr-lat
+  tesseract-ocr-frk tesseract-ocr-script-latn poppler-utils fontconfig zip
+  fonts-dancingscript fonts-kristi fonts-dkg-handwriting fonts-ecolier-court
+)
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+  dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing Debian packages: ${missing[*]}"
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+PYTHON=${PYTHON:-$(command -v python3.11 || command -v python3)}
+if [ ! -x .venv/bin/python ]; then
+  echo "setup: creating .venv with $PYTHON"
+  "$PYTHON" -m venv .venv
+fi
+.venv/bin/python -m pip install -q --upgrade pip
+echo "setup: installing biqe_lab and its dependencies (first time: several minutes, torch is large)"
+.venv/bin/python -m pip install -q -e ".[dev]"
+.venv/bin/python -m pip check

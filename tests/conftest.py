@@ -71,17 +71,7 @@ def tiny_kraken_model(tmp_path_factory) -> Path:
 
     It reads nothing meaningful; the shipped trained model is tested where it lands.
     """
-    import torch
-    from kraken.lib.codec import PytorchCodec
-    from kraken.lib.vgsl import TorchVGSLModel
+    from biqe_lab.kraken_support import untrained_recognition_model
 
-    torch.manual_seed(0)
-    chars = "abcdefghijklmnopqrstuvwxyz ABCDEFGHIJKLMNOPQRSTUVWXYZéèàç.,'"
-    net = TorchVGSLModel(vgsl=f"[1,48,0,1 Cr3,3,16 Mp2,2 Cr3,3,32 Mp2,2 S1(1x0)1,3 Lbx32 O1c{len(chars) + 1}]")
-    net.add_codec(PytorchCodec(chars))
-    net.init_weights()
-    net.model_type = ["recognition"]
-    net.seg_type = "baselines"
-    path = tmp_path_factory.mktemp("models") / "tiny.mlmodel"
-    net.save_model(str(path))
-    return path
+    charset = "abcdefghijklmnopqrstuvwxyz ABCDEFGHIJKLMNOPQRSTUVWXYZéèàç.,'"
+    return untrained_recognition_model(tmp_path_factory.mktemp("models") / "tiny.mlmodel", charset)

@@ -117,3 +117,10 @@ def test_multipage_tiff_becomes_one_page_per_frame(tmp_path):
     doc = ingest(tmp_path)
     assert [p.name for p in doc.pages] == ["scan_p0001", "scan_p0002", "scan_p0003"]
     assert [p.image.frame for p in doc.pages] == [0, 1, 2]
+
+
+def test_pages_in_natural_order_and_only_from_this_archive(tmp_path):
+    first = _zip(tmp_path / "a.zip", [("p10.png", _png_bytes()), ("p2.png", _png_bytes()), ("p1.png", _png_bytes())])
+    assert [p.name for p in ingest(first, workdir=tmp_path / "w").pages] == ["p1", "p2", "p10"]
+    second = _zip(tmp_path / "b.zip", [("other.png", _png_bytes())])
+    assert [p.name for p in ingest(second, workdir=tmp_path / "w").pages] == ["other"]

@@ -149,8 +149,8 @@ def ingest(source: Source, workdir: Optional[Union[str, Path]] = None,
                 raise InputError("a ZIP input needs a work folder to extract its pages into")
             dest = Path(workdir)
             dest.mkdir(parents=True, exist_ok=True)
-            extract_zip(path, dest, limits)
-            images = find_images(dest)
+            written = extract_zip(path, dest, limits)  # only this archive's files, not older ones in dest
+            images = sorted((p for p in written if p.suffix.lower() in IMAGE_SUFFIXES), key=_natural_key)
         elif path.suffix.lower() in IMAGE_SUFFIXES:
             images = [path]
         else:

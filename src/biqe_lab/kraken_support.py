@@ -22,3 +22,25 @@ def kraken_version() -> str | None:
         return version("kraken")
     except PackageNotFoundError:
         return None
+
+
+def untrained_recognition_model(path, charset: str,
+                                spec: str = "[1,48,0,1 Cr3,3,16 Mp2,2 Cr3,3,32 Mp2,2 S1(1x0)1,3 Lbx32 O1c{n}]",
+                                seed: int = 0):
+    """Write a randomly initialised kraken recognition model (VGSL ``spec``) to ``path``.
+
+    It reads nothing meaningful: it exercises the kraken engine's plumbing in tests and gives
+    benchmarks the cost of a small network; training starts from such a network.
+    """
+    import torch
+    from kraken.lib.codec import PytorchCodec
+    from kraken.lib.vgsl import TorchVGSLModel
+
+    torch.manual_seed(seed)
+    net = TorchVGSLModel(vgsl=spec.format(n=len(charset) + 1))
+    net.add_codec(PytorchCodec(charset))
+    net.init_weights()
+    net.model_type = ["recognition"]
+    net.seg_type = "baselines"
+    net.save_model(str(path))
+    return path

@@ -116,9 +116,10 @@ def _noise(width: int, height: int, cell: int, sigma: float, rng: np.random.Gene
 
 def _paper(width: int, height: int, rng: np.random.Generator) -> Image.Image:
     """Slightly off-white paper: a warm tint, soft blotches and a fine grain (2-pixel, so PNGs stay ~1 MB)."""
-    tint = np.array([246, 241, 229], dtype=np.float32) + rng.uniform(-4, 4, size=3)
-    texture = (_noise(width, height, 64, 2.5, rng) + _noise(width, height, 16, 1.5, rng)
-               + _noise(width, height, 2, 1.2, rng, Image.Resampling.NEAREST))
+    tint = np.rint(np.array([246, 241, 229], dtype=np.float32) + rng.uniform(-4, 4, size=3))
+    # One whole-number texture for all channels: PNG compresses it twice as well as per-channel rounding.
+    texture = np.rint(_noise(width, height, 64, 2.5, rng) + _noise(width, height, 16, 1.5, rng)
+                      + _noise(width, height, 2, 1.2, rng, Image.Resampling.NEAREST))
     pixels = tint[None, None, :] + texture[:, :, None]
     return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8), "RGB")
 

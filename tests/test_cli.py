@@ -79,17 +79,18 @@ def test_evaluate_json_matches_an_independent_computation(tmp_path, sample_dir):
 
 
 def test_exit_codes_per_error_class(tmp_path):
-    assert run("process", tmp_path / "missing.zip", "--out", tmp_path / "o").returncode == 2
+    gt = ("--layout", "ground-truth")  # no segmentation model to load: these fail on input
+    assert run("process", tmp_path / "missing.zip", "--out", tmp_path / "o", *gt).returncode == 2
     (tmp_path / "empty").mkdir()
-    res = run("process", tmp_path / "empty", "--out", tmp_path / "o")
+    res = run("process", tmp_path / "empty", "--out", tmp_path / "o", *gt)
     assert res.returncode == 4 and "no page image" in res.stderr
     with zipfile.ZipFile(tmp_path / "evil.zip", "w") as z:
         z.writestr("../evil.png", b"x")
-    res = run("process", tmp_path / "evil.zip", "--out", tmp_path / "o")
+    res = run("process", tmp_path / "evil.zip", "--out", tmp_path / "o", *gt)
     assert res.returncode == 3 and "outside the archive" in res.stderr
     (tmp_path / "bad").mkdir()
     (tmp_path / "bad" / "page1.jpg").write_bytes(b"\xff\xd8garbage")
-    res = run("process", tmp_path / "bad", "--out", tmp_path / "o")
+    res = run("process", tmp_path / "bad", "--out", tmp_path / "o", *gt)
     assert res.returncode == 5 and "page1.jpg" in res.stderr
     res = run("process", tmp_path / "bad", "--out", tmp_path / "o", "--engine", "kraken")
     assert res.returncode == 2 and "--model" in res.stderr

@@ -1,6 +1,8 @@
 """Glue shared by the kraken-backed steps: device selection and kraken's version."""
 from __future__ import annotations
 
+import warnings
+
 from .errors import InputError
 
 
@@ -42,5 +44,8 @@ def untrained_recognition_model(path, charset: str,
     net.init_weights()
     net.model_type = ["recognition"]
     net.seg_type = "baselines"
-    net.save_model(str(path))
+    net.use_legacy_polygons = False  # the current (fast) line extractor, as for newly trained models
+    with warnings.catch_warnings():  # kraken 7 deprecates save_model, but its safetensors writer
+        warnings.simplefilter("ignore", DeprecationWarning)  # cannot store a codec built this way
+        net.save_model(str(path))
     return path

@@ -26,7 +26,7 @@ PRODUCER = Producer(engine="biqe_lab-synthetic")
 DPI = (300, 300)
 LINES_PER_PAGE = (8, 14)
 
-# Short everyday sentences written for this module (no copyright); only characters every font draws.
+# Short everyday sentences written for this module, free to reuse; only characters every font draws.
 SENTENCES = (
     "Le vent du soir passait sur les toits gris.",
     "Nous sommes partis avant le lever du jour.",
@@ -62,7 +62,8 @@ SENTENCES = (
 
 _REFERENCE_SIZE = 100  # font size at which glyphs are measured before scaling to the page
 _NOT_A_GLYPH = "\ue000"  # a private-use code point: fonts without it draw their "missing glyph" box
-_INKS = ((24, 28, 64), (22, 22, 26), (32, 48, 104), (52, 36, 30))
+_INKS = ((24, 28, 64), (22, 22, 26), (32, 48, 104), (52, 36, 30))  # blue-black, black, blue, brown
+_INK_OPACITY = 235  # of 255: the paper's grain shows faintly through the strokes
 
 
 @dataclass(frozen=True)
@@ -115,9 +116,9 @@ def _noise(width: int, height: int, cell: int, sigma: float, rng: np.random.Gene
 
 
 def _paper(width: int, height: int, rng: np.random.Generator) -> Image.Image:
-    """Slightly off-white paper: a warm tint, soft blotches and a fine grain (2-pixel, so PNGs stay ~1 MB)."""
+    """Slightly off-white paper: a warm tint, soft blotches and a fine 2-pixel grain."""
     tint = np.rint(np.array([246, 241, 229], dtype=np.float32) + rng.uniform(-4, 4, size=3))
-    # One whole-number texture for all channels: PNG compresses it twice as well as per-channel rounding.
+    # One whole-number texture shared by the channels keeps a page PNG near 1.5 MB (3-4 MB otherwise).
     texture = np.rint(_noise(width, height, 64, 2.5, rng) + _noise(width, height, 16, 1.5, rng)
                       + _noise(width, height, 2, 1.2, rng, Image.Resampling.NEAREST))
     pixels = tint[None, None, :] + texture[:, :, None]
@@ -135,8 +136,9 @@ def render_page(text_lines: Sequence[str], seed: int, width: int = 1600, height:
     rng = np.random.default_rng(seed)
     height = height or round(width * math.sqrt(2))
     text = "".join(text_lines)
-    candidates = [f for f in (fonts or handwriting_fonts())
-                  if _draws_all(ImageFont.truetype(str(f), _REFERENCE_SIZE), text)]
+    references = {path: ImageFont.truetype(str(path), _REFERENCE_SIZE)
+                  for path in fonts or handwriting_fonts()}
+    candidates = [path for path, font in references.items() if _draws_all(font, text)]
     if not candidates:
         raise InputError(f"no handwriting font draws every character of: {''.join(sorted(set(text)))!r}")
     font_path = candidates[rng.integers(len(candidates))]
@@ -144,7 +146,7 @@ def render_page(text_lines: Sequence[str], seed: int, width: int = 1600, height:
     # Scale the font to a common x-height (capitals vary too much between hands), then shrink
     # it until the widest line fits.
     margin, indent_max, pad = round(width * 0.08), round(width * 0.02), 4
-    reference = ImageFont.truetype(str(font_path), _REFERENCE_SIZE)
+    reference = references[font_path]
     x_height = -reference.getbbox("x", anchor="ls")[1]
     size = _REFERENCE_SIZE * width * 0.015 / x_height
     widest = max((reference.getlength(t) for t in text_lines), default=0.0)
@@ -168,7 +170,7 @@ def render_page(text_lines: Sequence[str], seed: int, width: int = 1600, height:
                math.ceil(x0 + right + room), math.ceil(y0 + bottom + room))
         origin = (x0 - box[0], y0 - box[1])
         mask = Image.new("L", (box[2] - box[0], box[3] - box[1]), 0)
-        ImageDraw.Draw(mask).text(origin, line_text, font=font, fill=235, anchor="ls")
+        ImageDraw.Draw(mask).text(origin, line_text, font=font, fill=_INK_OPACITY, anchor="ls")
         mask = mask.rotate(angle, resample=Image.Resampling.BICUBIC, center=origin)
         image.paste(ink, box, mask)
         start = (x0, y0)
@@ -194,10 +196,11 @@ def ground_truth_page(image_path: Path, lines: Sequence[RenderedLine]) -> Page:
 
 
 def write_synthetic_pages(out_dir: Path, n_pages: int, seed: int = 0) -> list[Path]:
-    """Write ``page_0001.png`` + ``page_0001.xml`` (PAGE 2019 ground truth) ... into ``out_dir``.
+    """Write ``n_pages`` synthetic pages with their PAGE 2019 ground truth into ``out_dir``.
 
-    Each page holds 8-14 sentences drawn from SENTENCES; ``seed`` fixes sentences, fonts and
-    jitter. Returns the image paths.
+    The files are ``page_0001.png`` (300 dpi) and ``page_0001.xml``, and so on. Each page
+    holds 8-14 sentences drawn from SENTENCES; ``seed`` fixes sentences, fonts and jitter, so
+    the same seed writes the same images. Returns the image paths.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

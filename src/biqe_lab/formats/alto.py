@@ -8,7 +8,7 @@ from lxml import etree
 from ..geometry import format_points, hull, parse_points, rectangle
 from ..version import __version__
 from ..model import Document, Line, Page, Producer, Region, TextVariant
-from .common import SOFTWARE, ParsedLayout, processing_settings, regions_in_order, serialize
+from .common import SOFTWARE, ParsedLayout, processing_settings, regions_in_order, serialize, sub_element
 
 NS = "http://www.loc.gov/standards/alto/ns-v4#"
 XSI = "http://www.w3.org/2001/XMLSchema-instance"
@@ -173,11 +173,7 @@ def _apply_reading_order(root, regions: list[Region], lines: list[Line]):
 
 
 def _e(parent, tag: str, **attrs) -> etree._Element:
-    el = etree.SubElement(parent, f"{{{NS}}}{tag}")
-    for k, v in attrs.items():
-        if v is not None:
-            el.set(k, str(v))
-    return el
+    return sub_element(parent, NS, tag, **attrs)
 
 
 def _num(v: float) -> str:

@@ -56,6 +56,15 @@ def regions_in_order(page: Page) -> list[tuple[Region, list[Line]]]:
     return out
 
 
+def sub_element(parent: etree._Element, ns: str, tag: str, **attrs) -> etree._Element:
+    """Append ``<ns:tag>`` to ``parent`` with the attributes that are not None."""
+    el = etree.SubElement(parent, f"{{{ns}}}{tag}")
+    for k, v in attrs.items():
+        if v is not None:
+            el.set(k, str(v))
+    return el
+
+
 def processing_settings(settings: dict) -> str:
     return json.dumps(settings, sort_keys=True, ensure_ascii=False, default=str)
 

@@ -9,7 +9,7 @@ from lxml import etree
 from ..geometry import clip_points, format_points, hull, parse_points
 from ..model import Document, Line, Page, Producer, Region, TextVariant
 from ..version import __version__
-from .common import SOFTWARE, ParsedLayout, processing_settings, regions_in_order, serialize
+from .common import SOFTWARE, ParsedLayout, processing_settings, regions_in_order, serialize, sub_element
 
 NS = "http://schema.primaresearch.org/PAGE/gts/pagecontent/2019-07-15"
 XSI = "http://www.w3.org/2001/XMLSchema-instance"
@@ -129,11 +129,7 @@ def parse(root: etree._Element) -> ParsedLayout:
 
 
 def _e(parent, tag: str, **attrs) -> etree._Element:
-    el = etree.SubElement(parent, f"{{{NS}}}{tag}")
-    for k, v in attrs.items():
-        if v is not None:
-            el.set(k, str(v))
-    return el
+    return sub_element(parent, NS, tag, **attrs)
 
 
 def _iso(ts: Optional[str] = None) -> str:

@@ -75,3 +75,35 @@ def tiny_kraken_model(tmp_path_factory) -> Path:
 
     charset = "abcdefghijklmnopqrstuvwxyz ABCDEFGHIJKLMNOPQRSTUVWXYZéèàç.,'"
     return untrained_recognition_model(tmp_path_factory.mktemp("models") / "tiny.mlmodel", charset)
+
+
+@pytest.fixture(scope="session")
+def tiny_trocr_model(tmp_path_factory) -> Path:
+    """A tiny TrOCR model and processor built from configs (no download): the trocr engine's plumbing."""
+    import torch
+    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
+    from transformers import (PreTrainedTokenizerFast, TrOCRConfig, TrOCRProcessor, ViTConfig, ViTImageProcessor,
+                              VisionEncoderDecoderConfig, VisionEncoderDecoderModel)
+
+    torch.manual_seed(0)
+    specials = ["<pad>", "<s>", "</s>", "<unk>"]
+    vocab = {tok: i for i, tok in enumerate(specials + list("abcdefghijklmnopqrstuvwxyz ."))}
+    core = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    core.pre_tokenizer = pre_tokenizers.Split(Regex("."), behavior="isolated")
+    core.decoder = decoders.Fuse()
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=core, pad_token="<pad>", bos_token="<s>",
+                                        eos_token="</s>", unk_token="<unk>")
+    encoder = ViTConfig(image_size=32, patch_size=16, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                        intermediate_size=64)
+    decoder = TrOCRConfig(vocab_size=len(vocab), d_model=32, decoder_layers=1, decoder_attention_heads=2,
+                          decoder_ffn_dim=64, max_position_embeddings=64, pad_token_id=0, bos_token_id=1,
+                          eos_token_id=2, decoder_start_token_id=1)
+    model = VisionEncoderDecoderModel(VisionEncoderDecoderConfig.from_encoder_decoder_configs(encoder, decoder))
+    model.config.decoder_start_token_id, model.config.pad_token_id, model.config.eos_token_id = 1, 0, 2
+    model.generation_config.decoder_start_token_id = 1
+    model.generation_config.pad_token_id, model.generation_config.eos_token_id = 0, 2
+    out = tmp_path_factory.mktemp("trocr")
+    model.save_pretrained(out)
+    TrOCRProcessor(image_processor=ViTImageProcessor(size={"height": 32, "width": 32}),
+                   tokenizer=tokenizer).save_pretrained(out)
+    return out

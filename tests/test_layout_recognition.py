@@ -76,3 +76,25 @@ def test_parse_tesseract_tsv_groups_words_by_image():
             "4\t2\t1\t1\t1\t0\t0\t0\t1\t1\t-1\t", "5\t3\t1\t1\t1\t1\t0\t0\t1\t1\t90\tok"]
     out = parse_tesseract_tsv(header + "\n".join(rows), 3)
     assert out == [("Hello world", pytest.approx(0.7)), ("", None), ("ok", pytest.approx(0.9))]
+
+
+def test_trocr_engine_runs_batched_with_a_tiny_model(tiny_trocr_model, sample_document):
+    from biqe_lab.recognition import TrocrRecognizer
+
+    page = sample_document.pages[0].model_copy(deep=True)
+    page.lines = page.lines[:5]
+    engine = TrocrRecognizer(tiny_trocr_model, batch_size=2, max_new_tokens=8)
+    engine.recognize(page, open_image(page.image))
+    for line in page.lines:
+        v = line.variant("htr")
+        assert v.producer.engine == "trocr" and set(v.text) <= set("abcdefghijklmnopqrstuvwxyz .")
+        assert v.confidence is None or 0 <= v.confidence <= 1
+    assert engine.describe()["settings"]["batch_size"] == 2
+
+
+def test_trocr_unknown_model_is_a_model_error(tmp_path):
+    from biqe_lab.recognition import TrocrRecognizer
+
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ModelError, match="cannot load TrOCR model"):
+        TrocrRecognizer(tmp_path / "empty")

@@ -34,11 +34,12 @@ def _languages(value: str) -> tuple[str, ...]:
 
 
 _engine_options = [
-    click.option("--engine", type=click.Choice(["kraken", "tesseract"]), default=None,
-                 help="Line recognizer: a kraken model (needs --model) or tesseract. "
-                      "Default: kraken when --model is given, else tesseract."),
-    click.option("--model", type=click.Path(dir_okay=False), default=None,
-                 help="kraken recognition model file (.mlmodel or .safetensors)."),
+    click.option("--engine", type=click.Choice(["kraken", "tesseract", "trocr"]), default=None,
+                 help="Line recognizer: kraken (a model file), tesseract, or trocr (a transformers "
+                      "TrOCR folder or model-hub id). Default: kraken when --model is given, else tesseract."),
+    click.option("--model", default=None,
+                 help="Recognition model: a kraken .mlmodel/.safetensors file, or for trocr a folder "
+                      "saved with save_pretrained (or a hub id where a hub is reachable)."),
     click.option("--lang", "lang", default="eng", show_default=True,
                  help="tesseract language(s), joined by '+', e.g. fra+lat."),
     click.option("--device", default="cpu", show_default=True, help="torch device for kraken (cpu, cuda:0)."),
@@ -84,6 +85,11 @@ def main() -> None:
 @engine_options
 @click.option("--format", "formats", multiple=True, type=click.Choice(["pagexml", "alto"]),
               default=("pagexml", "alto"), show_default=True, help="Export formats (repeatable).")
+@click.option("--pdf", "pdf_format", type=click.Choice(["pdfa-2b", "pdfa-1b", "pdfa-3b", "pdf", "none"]),
+              default="none", show_default=True,
+              help="Also write OUT/<input name>.pdf: the page images with the recognized text as an invisible, "
+                   "searchable layer on the lines, as PDF/A-2b, -1b, -3b or plain PDF (built with OCRmyPDF; "
+                   "pages without a resolution are taken as 300 dpi).")
 @click.option("--keep-going", is_flag=True, help="Record a failing page in document.json and go on.")
 @click.option("--max-pages", type=int, default=ZipLimits.max_pages, show_default=True,
               help="ZIP limit: page images.")
@@ -93,8 +99,8 @@ def main() -> None:
               help="ZIP limit: compression ratio per entry.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @translate_errors
-def process(input_path, out_dir, layout, layout_model, engine, model, lang, device, formats, keep_going,
-            max_pages, max_total_mb, max_ratio, quiet):
+def process(input_path, out_dir, layout, layout_model, engine, model, lang, device, formats, pdf_format,
+            keep_going, max_pages, max_total_mb, max_ratio, quiet):
     """Run layout, recognition and export on INPUT: a ZIP, a folder or one image (JPEG, PNG, TIFF).
 
     A same-named .xml (ALTO or PAGE) beside an image is read as its ground truth.
@@ -108,13 +114,13 @@ def process(input_path, out_dir, layout, layout_model, engine, model, lang, devi
     out = Path(out_dir)
     progress = None if quiet else ConsoleProgress("pages")
     document = run_pipeline(input_path, config, progress=progress, workdir=out / "images")
-    written = export_document(document, out, formats)
+    written = export_document(document, out, formats, pdf=pdf_format)
     failed = [p for p in document.pages if p.error]
     lines = sum(len(p.lines) for p in document.pages)
     click.echo(f"{len(document.pages)} pages, {lines} lines -> {out}")
     for fmt, paths in written.items():
         if paths:
-            click.echo(f"  {fmt}: {paths[0].parent if fmt != 'document' else paths[0]}")
+            click.echo(f"  {fmt}: {paths[0] if fmt in ('document', 'pdf') else paths[0].parent}")
     for page in failed:
         click.echo(f"  page {page.name} failed: {page.error}", err=True)
     if failed:

@@ -45,10 +45,13 @@ def _write(path: Path, data: bytes) -> None:
 
 
 def export_document(document: Document, out_dir: str | Path,
-                    formats: Iterable[str] = ("pagexml", "alto"), check: bool = True) -> dict[str, list[Path]]:
+                    formats: Iterable[str] = ("pagexml", "alto"), check: bool = True,
+                    pdf: str = "none") -> dict[str, list[Path]]:
     """Write ``out_dir/<folder>/<page>.xml`` per format and ``out_dir/document.json``.
 
-    Returns the written paths by format (``"document"`` for the JSON).
+    ``pdf`` (one of :data:`biqe_lab.pdf.PDF_FORMATS`; ``"none"``, the default, writes none) adds
+    the searchable PDF ``out_dir/<document.name>.pdf``, see :func:`biqe_lab.pdf.export_pdf`.
+    Returns the written paths by format (``"document"`` for the JSON, ``"pdf"`` for the PDF).
     """
     out = Path(out_dir)
     formats = list(formats)
@@ -62,13 +65,17 @@ def export_document(document: Document, out_dir: str | Path,
         rendered[fmt] = [(folder / f"{page.name}.xml", render_page(page, fmt, document, check))
                          for page in document.pages if page.error is None]
     written: dict[str, list[Path]] = {}
+    if pdf != "none":  # before the XML files: a page the PDF cannot take (or a bad format) writes nothing
+        from .pdf import export_pdf  # here, as it loads OCRmyPDF
+
+        written["pdf"] = [export_pdf(document, out / f"{document.name}.pdf", pdf)]
     for fmt, files in rendered.items():  # nothing is written unless every page rendered
         for path, data in files:
             path.parent.mkdir(parents=True, exist_ok=True)
             _write(path, data)
         written[fmt] = [p for p, _ in files]
     document.record(ProcessingRecord(step="export", engine="biqe_lab", version=__version__,
-                                     settings={"formats": formats, "validated": check},
+                                     settings={"formats": formats, "validated": check, "pdf": pdf},
                                      started_at=started, seconds=round(time.perf_counter() - t0, 3)))
     out.mkdir(parents=True, exist_ok=True)
     written["document"] = [document.save(out / "document.json")]

@@ -49,9 +49,13 @@ def load_steps(layout: str, layout_model: Optional[str], engine: str, model: Opt
                  recognizer=make_recognizer(engine, model, languages, device=device, batch_size=batch_size))
 
 
+def _resolved(ref: Optional[str]) -> Optional[str]:
+    """An existing path made absolute (one cache entry per file); anything else (a hub id) as given."""
+    return str(Path(ref).resolve()) if ref and Path(ref).exists() else ref
+
+
 def steps_for(config: PipelineConfig) -> Steps:
-    model = str(Path(config.model).resolve()) if config.model else None
-    layout_model = str(Path(config.layout_model).resolve()) if config.layout_model else None
+    model, layout_model = _resolved(config.model), _resolved(config.layout_model)
     return load_steps(config.layout, layout_model, config.engine, model, config.languages,
                       config.device, config.batch_size)
 

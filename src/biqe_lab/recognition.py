@@ -143,6 +143,68 @@ class TesseractRecognizer:
             line.add_variant(TextVariant(text=text, origin="htr", producer=self._producer, confidence=conf))
 
 
+class TrocrRecognizer:
+    """A TrOCR model (transformers ``VisionEncoderDecoderModel`` + processor), batched over line crops.
+
+    ``model`` is a local folder (``save_pretrained`` output) or a model-hub id, which only
+    resolves where the hub can be reached. Line confidence is the mean probability of the
+    generated tokens; TrOCR's tokens are not characters, so there are no per-character values.
+    """
+
+    name = "trocr"
+
+    def __init__(self, model: str | Path, device: str = "cpu", batch_size: int = 8, max_new_tokens: int = 128) -> None:
+        try:
+            from transformers import AutoProcessor, VisionEncoderDecoderModel
+        except ImportError as exc:  # pragma: no cover - transformers is a declared dependency
+            raise DependencyMissingError("the trocr engine needs transformers") from exc
+        self.model_ref = str(model)
+        local = Path(model).is_dir()
+        try:
+            self.processor = AutoProcessor.from_pretrained(self.model_ref, local_files_only=local)
+            self.model = VisionEncoderDecoderModel.from_pretrained(self.model_ref, local_files_only=local)
+        except (OSError, ValueError, KeyError) as exc:
+            where = "folder" if local else "model id (no model hub is reachable offline)"
+            raise ModelError(f"cannot load TrOCR model from {where} {self.model_ref}: {exc}") from exc
+        self.device = "cuda" if device.startswith("cuda") else "cpu"
+        self.model.to(self.device).eval()
+        self.batch_size = batch_size
+        self.max_new_tokens = max_new_tokens
+        import transformers
+
+        self._producer = Producer(engine="trocr", model=Path(self.model_ref).name if local else self.model_ref,
+                                  version=transformers.__version__)
+
+    def describe(self) -> dict:
+        return {"engine": "trocr", "version": self._producer.version,
+                "settings": {"model": self._producer.model, "batch_size": self.batch_size,
+                             "max_new_tokens": self.max_new_tokens}}
+
+    def recognize(self, page: Page, image: Image.Image) -> None:
+        import torch
+
+        for start in range(0, len(page.lines), self.batch_size):
+            batch = page.lines[start:start + self.batch_size]
+            crops = [line_image(image, line).convert("RGB") for line in batch]
+            try:
+                pixels = self.processor(images=crops, return_tensors="pt").pixel_values.to(self.device)
+                with torch.inference_mode():
+                    out = self.model.generate(pixels, max_new_tokens=self.max_new_tokens, num_beams=1,
+                                              output_scores=True, return_dict_in_generate=True)
+                    scores = self.model.compute_transition_scores(out.sequences, out.scores, normalize_logits=True)
+            except Exception as exc:  # torch/transformers errors of many kinds; name the page
+                raise EngineError(f"TrOCR failed on page {page.name}: {exc}", page=page.name) from exc
+            texts = self.processor.batch_decode(out.sequences, skip_special_tokens=True)
+            generated = out.sequences[:, 1:]  # scores exist for the generated tokens, not the start token
+            pad = self.model.generation_config.pad_token_id
+            for line, text, seq_scores, tokens in zip(batch, texts, scores, generated):
+                keep = tokens != pad if pad is not None else torch.ones_like(tokens, dtype=torch.bool)
+                probs = seq_scores[keep[: seq_scores.shape[0]]].exp()
+                conf = float(probs.mean()) if probs.numel() else None
+                line.add_variant(TextVariant(text=text.strip(), origin="htr", producer=self._producer,
+                                             confidence=None if conf is None else min(max(conf, 0.0), 1.0)))
+
+
 def parse_tesseract_tsv(tsv: str, n_images: int) -> list[tuple[str, Optional[float]]]:
     """Text and mean word confidence (0..1) per input image of a multi-image tesseract TSV."""
     words: dict[int, list[tuple[tuple[int, int, int, int], str, float]]] = {i: [] for i in range(1, n_images + 1)}
@@ -173,4 +235,8 @@ def make_recognizer(engine: str, model: Optional[str | Path] = None, languages: 
         return KrakenRecognizer(model, device=device, batch_size=batch_size)
     if engine == "tesseract":
         return TesseractRecognizer(languages)
-    raise InputError(f"unknown recognition engine {engine!r}; choose 'kraken' or 'tesseract'")
+    if engine == "trocr":
+        if model is None:
+            raise InputError("--engine trocr needs --model DIR_OR_ID (a TrOCR model folder or model-hub id)")
+        return TrocrRecognizer(model, device=device, batch_size=batch_size)
+    raise InputError(f"unknown recognition engine {engine!r}; choose 'kraken', 'tesseract' or 'trocr'")

@@ -1,0 +1,210 @@
+"""Training recognizers with kraken's machinery: held-out splits, precompiled line datasets, resumable runs."""
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Optional, Sequence
+
+from .errors import InputError
+from .ingest import find_images, ground_truth_for
+
+# Small enough for 2 CPU cores (~0.2 s per line per epoch at 48 px), large enough for one hand.
+DEFAULT_SPEC = "[1,48,0,1 Cr3,3,32 Mp2,2 Cr3,3,64 Mp2,2 S1(1x0)1,3 Lbx128 Do0.2,2 Lbx128 Do]"
+SPLITS = ("train", "validation", "test")
+
+
+def split_of(key: str) -> str:
+    """A stable split from a name: 1 in 10 test, 1 in 10 validation, the rest train.
+
+    Hash-based, so a page or writer keeps its split when a data set grows, and held-out
+    pages never leak into training between runs.
+    """
+    bucket = int(hashlib.sha1(key.encode("utf-8")).hexdigest(), 16) % 10
+    return "test" if bucket == 0 else "validation" if bucket == 1 else "train"
+
+
+@dataclass
+class SplitPlan:
+    """Which page files (ALTO/PAGE) and line images (PNG + .gt.txt) go to which split."""
+
+    pages: dict[str, list[str]] = field(default_factory=lambda: {s: [] for s in SPLITS})
+    lines: dict[str, list[str]] = field(default_factory=lambda: {s: [] for s in SPLITS})
+    held_out: dict[str, list[str]] = field(default_factory=dict)  # data set -> held-out pages / writers
+
+    def to_json(self) -> dict:
+        return {"pages": self.pages, "lines": self.lines, "held_out": self.held_out}
+
+
+def _line_writers(folder: Path) -> dict[str, str]:
+    """Line image name -> writer (or document), from the set's manifest.tsv when it has one."""
+    manifest = folder / "manifest.tsv"
+    if not manifest.is_file():
+        return {}
+    out = {}
+    for row in manifest.read_text(encoding="utf-8").splitlines()[1:]:
+        cols = row.split("\t")
+        if len(cols) >= 3:
+            out[cols[0]] = cols[2]
+    return out
+
+
+def plan_split(data_dirs: Sequence[Path]) -> SplitPlan:
+    """Split every data folder: page sets by page, line sets by writer (unseen hands in test)."""
+    plan = SplitPlan()
+    for folder in map(Path, data_dirs):
+        if not folder.is_dir():
+            raise InputError(f"training data folder {folder} does not exist")
+        name = folder.name if folder.name not in ("train", "data") else folder.parent.name
+        gt_lines = sorted(folder.rglob("*.gt.txt"))
+        if gt_lines:
+            writers = _line_writers(folder)
+            for gt in gt_lines:
+                image = gt.with_name(gt.name[: -len(".gt.txt")] + ".png")
+                if not image.is_file():
+                    continue
+                writer = writers.get(image.name, image.stem)
+                split = split_of(f"{name}/{writer}")
+                plan.lines[split].append(str(image))
+                if split == "test":
+                    plan.held_out.setdefault(name, [])
+                    if writer not in plan.held_out[name]:
+                        plan.held_out[name].append(writer)
+            continue
+        pairs = [(img, ground_truth_for(img)) for img in find_images(folder)]
+        pairs = [(img, xml) for img, xml in pairs if xml is not None]
+        if not pairs:
+            raise InputError(f"{folder} holds neither page images with .xml ground truth nor .gt.txt line files")
+        for img, xml in pairs:
+            split = split_of(f"{name}/{img.relative_to(folder)}")
+            plan.pages[split].append(str(xml))
+            if split == "test":
+                plan.held_out.setdefault(name, []).append(str(img.relative_to(folder)))
+    if not plan.pages["train"] and not plan.lines["train"]:
+        raise InputError("no training lines: every file fell into the held-out splits")
+    return plan
+
+
+def _ketos(*args: str) -> list[str]:
+    return [str(Path(sys.executable).parent / "ketos"), *args]
+
+
+def compile_datasets(plan: SplitPlan, workdir: Path, log=print) -> dict[str, list[Path]]:
+    """Precompile each split into kraken arrow files (line images extracted once, not every epoch).
+
+    Page files are extracted along their baselines and polygons (as at recognition time);
+    line images are taken as they are and labelled baseline-style so the two mix.
+    """
+    workdir.mkdir(parents=True, exist_ok=True)
+    out: dict[str, list[Path]] = {s: [] for s in SPLITS}
+    for split in SPLITS:
+        for kind, files, extra in (("pages", plan.pages[split], ["-f", "xml"]),
+                                   ("lines", plan.lines[split], ["-f", "path", "--force-type", "baseline"])):
+            if not files:
+                continue
+            target = workdir / f"{split}_{kind}.arrow"
+            listing = workdir / f"{split}_{kind}.txt"
+            content = "\n".join(files) + "\n"
+            if target.is_file() and listing.is_file() and listing.read_text(encoding="utf-8") == content:
+                log(f"{target.name}: up to date ({len(files)} files)")
+            else:
+                listing.write_text(content, encoding="utf-8")
+                log(f"compiling {target.name} from {len(files)} files")
+                cmd = _ketos("compile", "-o", str(target), "-F", str(listing), *extra)  # xml: ALTO or PAGE
+                proc = subprocess.run(cmd, capture_output=True, text=True)
+                if proc.returncode != 0 or not target.is_file():
+                    raise InputError(f"ketos compile failed for {target.name}: {proc.stderr[-1500:]}")
+            out[split].append(target)
+    return out
+
+
+@dataclass
+class TrainingRun:
+    """One ketos training run (resumable): what to train on, the network, and where checkpoints go."""
+
+    datasets: dict[str, list[Path]]
+    output: Path
+    spec: str = DEFAULT_SPEC
+    base_model: Optional[Path] = None
+    epochs: int = -1  # -1: until early stopping
+    min_epochs: int = 5
+    lag: int = 5
+    batch_size: int = 8
+    lrate: float = 1e-3
+    threads: int = 2
+    extra: list[str] = field(default_factory=list)
+
+    def command(self, resume: Optional[Path] = None) -> list[str]:
+        evaluation = self.output / "validation_sets.txt"
+        training = self.output / "training_sets.txt"
+        training.write_text("\n".join(map(str, self.datasets["train"])) + "\n", encoding="utf-8")
+        evaluation.write_text("\n".join(map(str, self.datasets["validation"])) + "\n", encoding="utf-8")
+        cmd = _ketos("--threads", str(self.threads), "train", "-f", "binary", "-t", str(training),
+                     "-e", str(evaluation), "-o", str(self.output), "-B", str(self.batch_size),
+                     "-r", str(self.lrate), "--lag", str(self.lag), "--min-epochs", str(self.min_epochs),
+                     "-u", "NFC")
+        if self.epochs > 0:
+            cmd += ["-q", "fixed", "-N", str(self.epochs)]
+        if resume is not None:
+            cmd += ["--resume", str(resume)]
+        elif self.base_model is not None:
+            cmd += ["-i", str(self.base_model), "--resize", "union"]
+        else:
+            cmd += ["-s", self.spec]
+        return cmd + self.extra
+
+
+def latest_checkpoint(output: Path) -> Optional[Path]:
+    """The newest resumable checkpoint in a run's output folder, if any."""
+    ckpts = sorted(output.glob("*.ckpt"), key=lambda p: p.stat().st_mtime)
+    return ckpts[-1] if ckpts else None
+
+
+def run_training(run: TrainingRun, resume: bool = True, log=print) -> int:
+    """Run ketos, streaming its progress; resume from the newest checkpoint when there is one."""
+    run.output.mkdir(parents=True, exist_ok=True)
+    ckpt = latest_checkpoint(run.output) if resume else None
+    cmd = run.command(resume=ckpt)
+    log(("resuming from " + ckpt.name) if ckpt else "starting a new run")
+    log(" ".join(cmd))
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
+    with open(run.output / "train.log", "a", encoding="utf-8") as logfile:
+        for line in proc.stdout:  # type: ignore[union-attr]
+            logfile.write(line)
+            logfile.flush()
+            log(line.rstrip())
+    return proc.wait()
+
+
+def write_split(plan: SplitPlan, path: Path) -> None:
+    path.write_text(json.dumps(plan.to_json(), indent=1, ensure_ascii=False), encoding="utf-8")
+
+
+def link_held_out_pages(plan: SplitPlan, dest: Path) -> list[Path]:
+    """Put each held-out test page (image + XML) in ``dest/<set>/`` for `biqe-lab evaluate`."""
+    folders = []
+    for xml in map(Path, plan.pages["test"]):
+        image = next((p for p in xml.parent.glob(xml.stem + ".*") if p.suffix.lower() != ".xml"), None)
+        if image is None:
+            continue
+        parts = xml.parts
+        name = next((p for p in parts if p in ("peraire", "stanford_memorials", "cremma_medieval_lat")), xml.parent.name)
+        folder = dest / name
+        folder.mkdir(parents=True, exist_ok=True)
+        for src in (image, xml):
+            target = folder / src.name
+            if not target.exists():
+                shutil.copy2(src, target)
+        if folder not in folders:
+            folders.append(folder)
+    return folders
+
+
+def iter_line_pairs(images: Iterable[str]) -> Iterable[tuple[Path, str]]:
+    for image in map(Path, images):
+        gt = image.with_name(image.stem + ".gt.txt")
+        yield image, gt.read_text(encoding="utf-8").strip()

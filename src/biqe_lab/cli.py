@@ -36,10 +36,11 @@ def _languages(value: str) -> tuple[str, ...]:
 _engine_options = [
     click.option("--engine", type=click.Choice(["kraken", "tesseract", "trocr"]), default=None,
                  help="Line recognizer: kraken (a model file), tesseract, or trocr (a transformers "
-                      "TrOCR folder or model-hub id). Default: kraken when --model is given, else tesseract."),
+                      "TrOCR folder or model-hub id). Default: kraken with --model, else the bundled handwriting "
+                      "model (tesseract when the build ships none)."),
     click.option("--model", default=None,
-                 help="Recognition model: a kraken .mlmodel/.safetensors file, or for trocr a folder "
-                      "saved with save_pretrained (or a hub id where a hub is reachable)."),
+                 help="Recognition model: a kraken .mlmodel/.safetensors file or a model name from "
+                      "`biqe-lab models list`; for trocr a folder saved with save_pretrained (or a hub id)."),
     click.option("--lang", "lang", default="eng", show_default=True,
                  help="tesseract language(s), joined by '+', e.g. fra+lat."),
     click.option("--device", default="cpu", show_default=True, help="torch device for kraken (cpu, cuda:0)."),
@@ -55,7 +56,7 @@ def engine_options(func):
 def _config(layout: str, engine: Optional[str], model: Optional[str], lang: str, device: str, **extra):
     from .pipeline import PipelineConfig
 
-    engine = engine or ("kraken" if model else "tesseract")
+    engine = engine or ("kraken" if model else "auto")
     return PipelineConfig(layout=layout, engine=engine, model=model, languages=_languages(lang),
                           device=device, **extra)
 
@@ -170,6 +171,87 @@ def evaluate(directory, layout, engine, model, lang, device, correction, preset,
         Path(json_out).parent.mkdir(parents=True, exist_ok=True)
         Path(json_out).write_text(json.dumps(result, indent=2, ensure_ascii=False), encoding="utf-8")
         click.echo(f"scores written to {json_out}")
+
+
+@main.command()
+@click.option("--data", "data_dirs", multiple=True, required=True, type=click.Path(exists=True, file_okay=False),
+              help="Training data (repeatable): a folder of page images with ALTO/PAGE .xml, or of line "
+                   "images with .gt.txt (a manifest.tsv naming writers splits them by writer).")
+@click.option("--out", "out_model", required=True, type=click.Path(dir_okay=False),
+              help="Where to write the trained model (.safetensors) and its card (.json beside it).")
+@click.option("--workdir", type=click.Path(file_okay=False), default=None,
+              help="Splits, compiled datasets, checkpoints and logs (default: OUT's name + '.work').")
+@click.option("--synthetic", type=int, default=0, show_default=True,
+              help="Also render about this many synthetic handwriting lines for training.")
+@click.option("--base-model", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Fine-tune this kraken model; its charset is extended with the new data's characters.")
+@click.option("--epochs", type=int, default=None, help="Train exactly this many epochs.")
+@click.option("--until-converged", is_flag=True, help="Train until validation CER stops improving (default).")
+@click.option("--spec", default=None, help="VGSL network spec for a new model (default: a small CPU-sized net).")
+@click.option("--batch-size", type=int, default=8, show_default=True)
+@click.option("--lrate", type=float, default=1e-3, show_default=True)
+@click.option("--threads", type=int, default=2, show_default=True, help="CPU threads for training.")
+@click.option("--fresh", is_flag=True, help="Ignore checkpoints in the work folder and start over.")
+@translate_errors
+def train(data_dirs, out_model, workdir, synthetic, base_model, epochs, until_converged, spec, batch_size,
+          lrate, threads, fresh):
+    """Train (or fine-tune) a kraken recognition model on ground truth, resumably.
+
+    Pages are split by page and line sets by writer (1 in 10 held out for test, 1 in 10 for
+    validation, stable across runs); validation CER drives early stopping; an interrupted run
+    resumes from its newest checkpoint when started again with the same --workdir.
+    """
+    from . import training
+
+    if epochs is not None and until_converged:
+        raise InputError("give either --epochs or --until-converged, not both")
+    out = Path(out_model)
+    work = Path(workdir) if workdir else out.with_name(out.stem + ".work")
+    work.mkdir(parents=True, exist_ok=True)
+    dirs = [Path(d) for d in data_dirs]
+    if synthetic > 0:
+        from .synthetic import write_synthetic_pages
+
+        synth = work / "synthetic"
+        if not any(synth.glob("*.xml")):
+            click.echo(f"rendering about {synthetic} synthetic lines into {synth}", err=True)
+            write_synthetic_pages(synth, max(1, synthetic // 11), seed=0)
+        dirs.append(synth)
+    plan = training.plan_split(dirs)
+    training.write_split(plan, work / "split.json")
+    for split in training.SPLITS:
+        click.echo(f"{split}: {len(plan.pages[split])} pages, {len(plan.lines[split])} line images", err=True)
+    datasets = training.compile_datasets(plan, work / "data", log=lambda m: click.echo(m, err=True))
+    run = training.TrainingRun(datasets=datasets, output=work / "checkpoints", spec=spec or training.DEFAULT_SPEC,
+                               base_model=Path(base_model) if base_model else None,
+                               epochs=epochs or -1, batch_size=batch_size, lrate=lrate, threads=threads)
+    code = training.run_training(run, resume=not fresh, log=lambda m: click.echo(m, err=True))
+    best = training.best_checkpoint(run.output)
+    if best is None:
+        raise InputError(f"training ended (exit {code}) without a checkpoint; see {run.output / 'train.log'}")
+    training.export_weights(best[0], out)
+    click.echo(f"model written to {out} (best validation metric {best[1]:.4f} from {best[0].name}); "
+               f"held-out split in {work / 'split.json'}")
+
+
+@main.group()
+def models() -> None:
+    """Recognition models: the bundled default and those in your model folder."""
+
+
+@models.command("list")
+def models_list() -> None:
+    """Show the bundled model, models in $BIQE_MODEL_DIR (or ~/.local/share/biqe_lab/models), and their scores."""
+    from .model_registry import list_models, user_model_dir
+
+    found = list_models()
+    for info in found:
+        size = info.path.stat().st_size / 2**20
+        click.echo(f"{info.name:<28} {info.source:<8} {size:6.1f} MB  {info.evaluation or 'no evaluation in card'}")
+        click.echo(f"{'':<28} {info.path}")
+    if not found:
+        click.echo("no recognition model found; `--engine tesseract` is used by default")
+    click.echo(f"(user model folder: {user_model_dir()}; tesseract and trocr models are not listed)")
 
 
 @main.command()

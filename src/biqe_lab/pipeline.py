@@ -11,11 +11,12 @@ from .errors import BiqeError, CancelledError
 from .ingest import Source, ingest, open_image
 from .layout import LayoutStep, make_layout
 from .model import Document, ProcessingRecord, now_iso
+from .model_registry import default_model, resolve_model
 from .progress import CancelToken, NullProgress, Progress
 from .recognition import Recognizer, make_recognizer
 from .safezip import ZipLimits
 
-DEFAULT_ENGINE = "tesseract"  # until the project ships its own handwriting model
+DEFAULT_ENGINE = "auto"  # the bundled handwriting model when the build has one, else tesseract
 
 
 @dataclass(frozen=True)
@@ -54,9 +55,22 @@ def _resolved(ref: Optional[str]) -> Optional[str]:
     return str(Path(ref).resolve()) if ref and Path(ref).exists() else ref
 
 
+def resolve_engine(engine: str, model: Optional[str]) -> tuple[str, Optional[str]]:
+    """``auto`` -> kraken with the bundled model (tesseract when none ships); model names -> paths."""
+    if model is not None:
+        model = resolve_model(model)
+    if engine in ("auto", "kraken") and model is None:
+        bundled = default_model()
+        if bundled is not None:
+            return "kraken", str(bundled)
+        if engine == "auto":
+            return "tesseract", None
+    return ("kraken" if engine == "auto" else engine), model
+
+
 def steps_for(config: PipelineConfig) -> Steps:
-    model, layout_model = _resolved(config.model), _resolved(config.layout_model)
-    return load_steps(config.layout, layout_model, config.engine, model, config.languages,
+    engine, model = resolve_engine(config.engine, config.model)
+    return load_steps(config.layout, _resolved(config.layout_model), engine, _resolved(model), config.languages,
                       config.device, config.batch_size)
 
 
@@ -103,7 +117,7 @@ def run_pipeline(source: Union[Source, Document], config: Optional[PipelineConfi
     for name, step in (("layout", steps.layout), ("recognition", steps.recognizer)):
         info = step.describe()
         settings = dict(info["settings"])
-        if name == "recognition" and config.engine == "tesseract":
+        if name == "recognition" and info["engine"] == "tesseract":
             settings["languages"] = list(config.languages)
         document.record(ProcessingRecord(step=name, engine=info["engine"], version=info["version"],
                                          settings=settings, started_at=started.get(name, now_iso()),

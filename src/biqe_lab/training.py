@@ -4,8 +4,10 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import re
 import subprocess
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Optional, Sequence
@@ -136,6 +138,7 @@ class TrainingRun:
     batch_size: int = 8
     lrate: float = 1e-3
     threads: int = 2
+    augment: bool = True  # kraken's historical-document line augmentation
     extra: list[str] = field(default_factory=list)
 
     def command(self, resume: Optional[Path] = None) -> list[str]:
@@ -143,10 +146,11 @@ class TrainingRun:
         training = self.output / "training_sets.txt"
         training.write_text("\n".join(map(str, self.datasets["train"])) + "\n", encoding="utf-8")
         evaluation.write_text("\n".join(map(str, self.datasets["validation"])) + "\n", encoding="utf-8")
-        cmd = _ketos("--threads", str(self.threads), "train", "-f", "binary", "-t", str(training),
+        # -v: one log line per validation run (CER) instead of a terminal progress bar
+        cmd = _ketos("-v", "--threads", str(self.threads), "train", "-f", "binary", "-t", str(training),
                      "-e", str(evaluation), "-o", str(self.output), "-B", str(self.batch_size),
                      "-r", str(self.lrate), "--lag", str(self.lag), "--min-epochs", str(self.min_epochs),
-                     "-u", "NFC")
+                     "-u", "NFC", "--augment" if self.augment else "--no-augment")
         if self.epochs > 0:
             cmd += ["-q", "fixed", "-N", str(self.epochs)]
         if resume is not None:
@@ -165,19 +169,49 @@ def latest_checkpoint(output: Path) -> Optional[Path]:
 
 
 def run_training(run: TrainingRun, resume: bool = True, log=print) -> int:
-    """Run ketos, streaming its progress; resume from the newest checkpoint when there is one."""
+    """Run ketos, reporting each validation (epoch, CER); resume from the newest checkpoint.
+
+    ketos' full output goes to ``train.log``; every invocation's start, end and exit code is
+    appended to ``sessions.jsonl`` so a model card can state the total training time.
+    """
     run.output.mkdir(parents=True, exist_ok=True)
     ckpt = latest_checkpoint(run.output) if resume else None
     cmd = run.command(resume=ckpt)
     log(("resuming from " + ckpt.name) if ckpt else "starting a new run")
-    log(" ".join(cmd))
+    started, epoch = time.time(), _epochs_done(run.output)
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
     with open(run.output / "train.log", "a", encoding="utf-8") as logfile:
+        logfile.write(" ".join(cmd) + "\n")
         for line in proc.stdout:  # type: ignore[union-attr]
             logfile.write(line)
             logfile.flush()
-            log(line.rstrip())
-    return proc.wait()
+            if match := _VALIDATION.search(line):
+                epoch += 1
+                chars, errors = int(match.group(1)), int(match.group(2))
+                log(f"epoch {epoch}: validation CER {errors / max(chars, 1):.2%} ({errors}/{chars} chars), "
+                    f"{(time.time() - started) / 60:.1f} min in this session")
+    code = proc.wait()
+    with open(run.output / "sessions.jsonl", "a", encoding="utf-8") as f:
+        f.write(json.dumps({"started": started, "ended": time.time(), "exit_code": code,
+                            "resumed_from": ckpt.name if ckpt else None, "threads": run.threads}) + "\n")
+    return code
+
+
+_VALIDATION = re.compile(r"validation run: total chars (\d+) errors (\d+)")
+
+
+def _epochs_done(output: Path) -> int:
+    epochs = [int(m.group(1)) + 1 for c in output.glob("checkpoint_*-*.ckpt")
+              if (m := re.match(r"checkpoint_(\d+)-", c.name))]
+    return max(epochs, default=0)
+
+
+def training_seconds(output: Path) -> float:
+    """Wall-clock training time over every session of a run."""
+    sessions = output / "sessions.jsonl"
+    if not sessions.is_file():
+        return 0.0
+    return sum(r["ended"] - r["started"] for r in map(json.loads, sessions.read_text().splitlines()) if r)
 
 
 def write_split(plan: SplitPlan, path: Path) -> None:
@@ -208,3 +242,29 @@ def iter_line_pairs(images: Iterable[str]) -> Iterable[tuple[Path, str]]:
     for image in map(Path, images):
         gt = image.with_name(image.stem + ".gt.txt")
         yield image, gt.read_text(encoding="utf-8").strip()
+
+
+def best_checkpoint(output: Path) -> Optional[tuple[Path, float]]:
+    """The epoch checkpoint with the lowest validation metric (kraken names them ..-{val_metric})."""
+    scored = []
+    for ckpt in output.glob("checkpoint_*-*.ckpt"):
+        try:
+            scored.append((float(ckpt.stem.rsplit("-", 1)[1]), ckpt))
+        except ValueError:
+            continue
+    if not scored:
+        return None
+    metric, ckpt = min(scored)
+    return ckpt, metric
+
+
+def export_weights(checkpoint: Path, target: Path) -> Path:
+    """Convert a training checkpoint into a safetensors model file that `--engine kraken` loads."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(target.stem + ".converting.safetensors")
+    tmp.unlink(missing_ok=True)
+    proc = subprocess.run(_ketos("convert", "-o", str(tmp), str(checkpoint)), capture_output=True, text=True)
+    if proc.returncode != 0 or not tmp.is_file():
+        raise InputError(f"ketos convert failed for {checkpoint.name}: {proc.stderr[-1500:]}")
+    tmp.replace(target)
+    return target

@@ -6,9 +6,9 @@ from pathlib import Path
 import pikepdf
 import pytest
 from lxml import etree
-from shapely.geometry import Point, box
+from shapely.geometry import box
 
-from biqe_lab import Document, Producer, TextVariant
+from biqe_lab import Document, Page, Producer, TextVariant
 from biqe_lab.errors import ExportError, InputError
 from biqe_lab.geometry import shapely_polygon
 from biqe_lab.pdf import PDF_FORMATS, export_pdf
@@ -37,7 +37,7 @@ def pdfa_status(pdf: Path) -> str:
         return p.open_metadata().pdfa_status  # e.g. "2B", from the XMP pdfaid part and conformance
 
 
-def assert_text_on_lines(pdf: Path, page, pdf_page: int = 1) -> None:
+def assert_text_on_lines(pdf: Path, page: Page, pdf_page: int = 1) -> None:
     """pdftotext's word boxes (content order) matched to the page's lines, in PDF points."""
     dpi_x, dpi_y = page.image.dpi or (300.0, 300.0)
     html = pdftotext(pdf, "-raw", "-bbox", page=pdf_page)
@@ -56,7 +56,7 @@ def assert_text_on_lines(pdf: Path, page, pdf_page: int = 1) -> None:
         assert text_box.bounds[2] == pytest.approx(polygon.bounds[2], abs=1.0), line.text
         # and lies on it: most of the box on the polygon, every word's centre inside it
         assert text_box.intersection(polygon).area / text_box.area > 0.6, line.text
-        assert all(polygon.contains(Point(b.centroid)) for _, b in line_words), line.text
+        assert all(polygon.contains(b.centroid) for _, b in line_words), line.text
     assert not words
 
 

@@ -230,7 +230,7 @@ def train(data_dirs, out_model, workdir, synthetic, base_model, epochs, until_co
     if best is None:
         raise InputError(f"training ended (exit {code}) without a checkpoint; see {run.output / 'train.log'}")
     training.export_weights(best[0], out)
-    click.echo(f"model written to {out} (best validation metric {best[1]:.4f} from {best[0].name}); "
+    click.echo(f"model written to {out} (best validation accuracy {best[1]:.2%} from {best[0].name}); "
                f"held-out split in {work / 'split.json'}")
 
 

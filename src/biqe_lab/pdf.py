@@ -1,15 +1,14 @@
 """Searchable PDF and PDF/A export: the page images with an invisible text layer of our lines, built by OCRmyPDF."""
-# Route through OCRmyPDF (17): this module is also an OCRmyPDF plugin. It registers an OCR engine
-# whose generate_ocr() returns, for each page, an OcrElement tree made from biqe_lab's lines instead
-# of running Tesseract; OCRmyPDF then renders that tree with its fpdf2 renderer, grafts it onto the
-# page images (an image-only PDF made with img2pdf, JPEG/PNG bytes passed through) and converts the
-# result to PDF/A (pikepdf's validated conversion first, Ghostscript when that is not approved: its
-# default "auto" PDF/A backend). OCRmyPDF's ocr() runs in a child Python process per document.
+# The route through OCRmyPDF 17 is its plugin API: this module is also an OCRmyPDF plugin whose OCR
+# engine's generate_ocr() returns, for each page, an OcrElement tree made from biqe_lab's lines
+# (Tesseract is blocked, not even probed). ocrmypdf.ocr() runs on an image-only PDF of the pages (made
+# with img2pdf, JPEG/PNG bytes passed through) in a child Python process per document; OCRmyPDF
+# renders our trees with its fpdf2 renderer, grafts them onto the pages and converts the result to
+# PDF/A with its default "auto" backend (pikepdf's validated conversion, Ghostscript when that fails).
 from __future__ import annotations
 
 import io
 import pickle
-import shutil
 import statistics
 import subprocess
 import sys
@@ -17,7 +16,7 @@ import tempfile
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence, TypeVar
 
 import img2pdf
 import ocrmypdf
@@ -29,6 +28,7 @@ from PIL import Image
 from pydantic import BaseModel
 
 from .errors import BiqeError, ExportError, InputError
+from .export import _write as write_atomically
 from .geometry import Point, bbox, scale_points
 from .ingest import open_image
 from .model import Document, Line, Page
@@ -43,6 +43,8 @@ ENGINE_NAME = "biqe_lab"  # the value of OCRmyPDF's ocr_engine option that selec
 _PLUGIN_MODULE = "biqe_lab.pdf"  # this module, loaded by OCRmyPDF as a plugin by its dotted name
 _PASS_THROUGH_SUFFIXES = {".jpg", ".jpeg", ".png"}  # single-image files img2pdf embeds without re-encoding
 
+T = TypeVar("T")
+
 
 @dataclass(frozen=True)
 class PdfJob:
@@ -52,7 +54,6 @@ class PdfJob:
     output_pdf: str
     output_type: str
     title: str
-    page_names: list[str]
     text_layers: list[OcrElement]  # one ("ocr_page") per page of image_pdf, in page order
 
 
@@ -79,8 +80,7 @@ def export_pdf(document: Document, out_path: str | Path, pdf_format: str = "pdfa
     with tempfile.TemporaryDirectory(prefix="biqe_pdf_") as tmp:
         work = Path(tmp)
         job = PdfJob(image_pdf=str(work / "images.pdf"), output_pdf=str(work / "out.pdf"),
-                     output_type=_OUTPUT_TYPES[pdf_format], title=document.name,
-                     page_names=[p.name for p in pages], text_layers=[])
+                     output_type=_OUTPUT_TYPES[pdf_format], title=document.name, text_layers=[])
         _write_image_pdf(pages, default_dpi, Path(job.image_pdf))
         for page in pages:
             job.text_layers.append(_checked(page, lambda: page_text_layer(page, page_dpi(page, default_dpi))))
@@ -88,9 +88,7 @@ def export_pdf(document: Document, out_path: str | Path, pdf_format: str = "pdfa
         job_file.write_bytes(pickle.dumps(job))
         _run_child(job_file, document.name)
         out.parent.mkdir(parents=True, exist_ok=True)
-        tmp_out = out.with_name(out.name + ".tmp")
-        shutil.copyfile(job.output_pdf, tmp_out)
-        tmp_out.replace(out)  # a reader never sees half a file
+        write_atomically(out, Path(job.output_pdf).read_bytes())
     return out
 
 
@@ -99,7 +97,7 @@ def page_dpi(page: Page, default_dpi: float = DEFAULT_DPI) -> tuple[float, float
     return page.image.dpi or (default_dpi, default_dpi)
 
 
-def _checked(page: Page, render):
+def _checked(page: Page, render: Callable[[], T]) -> T:
     """Run one page's rendering step; any failure becomes an ExportError that names the page."""
     try:
         return render()
@@ -133,13 +131,11 @@ def _image_page_pdf(page: Page, dpi: tuple[float, float]) -> bytes:
                           f"{page.image.width}x{page.image.height}")
     layout = img2pdf.get_fixed_dpi_layout_fun(dpi)
     path = Path(page.image.path)
-    if page.image.frame == 0 and path.suffix.lower() in _PASS_THROUGH_SUFFIXES:
-        try:
-            return img2pdf.convert(path.read_bytes(), layout_fun=layout, rotation=img2pdf.Rotation.none)
-        except img2pdf.AlphaChannelError:
-            pass  # re-encoded without the alpha channel below
+    has_alpha = image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info  # PDF/A-1 allows none
+    if page.image.frame == 0 and path.suffix.lower() in _PASS_THROUGH_SUFFIXES and not has_alpha:
+        return img2pdf.convert(path.read_bytes(), layout_fun=layout, rotation=img2pdf.Rotation.none)
     if image.mode not in ("1", "L", "RGB"):
-        image = image.convert("RGB" if image.mode in ("RGBA", "LA", "P", "PA", "CMYK", "YCbCr") else "L")
+        image = image.convert("RGB")
     png = io.BytesIO()
     image.save(png, format="PNG")
     return img2pdf.convert(png.getvalue(), layout_fun=layout, rotation=img2pdf.Rotation.none)
@@ -147,7 +143,7 @@ def _image_page_pdf(page: Page, dpi: tuple[float, float]) -> bytes:
 
 # --- the text layer: our lines as OCRmyPDF's OcrElement tree --------------------------------------
 
-def page_text_layer(page: Page, dpi: tuple[float, float]):
+def page_text_layer(page: Page, dpi: tuple[float, float]) -> OcrElement:
     """The page's lines as an OCRmyPDF ``ocr_page`` tree, in reading order, in image pixels.
 
     OCRmyPDF's tree has one resolution; for an image with a different vertical resolution the
@@ -160,7 +156,7 @@ def page_text_layer(page: Page, dpi: tuple[float, float]):
                       bbox=BoundingBox(0, 0, page.image.width, page.image.height * y_scale))
 
 
-def _line_element(line: Line, y_scale: float):
+def _line_element(line: Line, y_scale: float) -> Optional[OcrElement]:
     """One ``ocr_line`` for a line with text: its polygon's box, its baseline, its text as one run.
 
     biqe_lab records no word geometry, so the line's text is a single word element spanning the
@@ -172,15 +168,13 @@ def _line_element(line: Line, y_scale: float):
         return None
     polygon = scale_points(line.polygon, 1.0, y_scale)
     left, top, right, bottom = bbox(polygon)
-    if right <= left or bottom <= top:
-        raise ValueError(f"line {line.id} has a degenerate polygon")
-    box = BoundingBox(left, top, right, bottom)
+    box = BoundingBox(left, top, max(right, left + 1), max(bottom, top + 1))  # a flat polygon still places its text
     word = OcrElement(ocr_class=OcrClass.WORD, bbox=box, text=text)
     return OcrElement(ocr_class=OcrClass.LINE, bbox=box, poly=polygon, children=[word],
                       baseline=_hocr_baseline(scale_points(line.baseline, 1.0, y_scale), box))
 
 
-def _hocr_baseline(points: Sequence[Point], box):
+def _hocr_baseline(points: Sequence[Point], box: BoundingBox) -> Optional[Baseline]:
     """The baseline as hOCR's straight line: slope (image y down) and offset from the box's bottom-left.
 
     A least-squares fit through the baseline's points; None (the renderer then places the text
@@ -301,9 +295,7 @@ def get_ocr_engine(options):
 
 
 @hookimpl
-def rasterize_pdf_page(input_file: Path, output_file: Path, raster_device: str, raster_dpi, pageno: int,
-                       page_dpi, rotation: Optional[int], filter_vector: bool, stop_on_soft_error: bool,
-                       options, use_cropbox: bool) -> Optional[Path]:
+def rasterize_pdf_page(output_file: Path, raster_dpi, pageno: int, rotation: Optional[int], options) -> Optional[Path]:
     """A blank raster of the page's size for our engine, which reads no pixels.
 
     OCRmyPDF rasterizes every page for the OCR engine; with the page images kept as they are

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import re
 import subprocess
@@ -179,7 +180,8 @@ def run_training(run: TrainingRun, resume: bool = True, log=print) -> int:
     cmd = run.command(resume=ckpt)
     log(("resuming from " + ckpt.name) if ckpt else "starting a new run")
     started, epoch = time.time(), _epochs_done(run.output)
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
+    env = {**os.environ, "COLUMNS": "400"}  # one log record per line, so progress can be read from it
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1, env=env)
     with open(run.output / "train.log", "a", encoding="utf-8") as logfile:
         logfile.write(" ".join(cmd) + "\n")
         for line in proc.stdout:  # type: ignore[union-attr]
@@ -187,8 +189,8 @@ def run_training(run: TrainingRun, resume: bool = True, log=print) -> int:
             logfile.flush()
             if match := _VALIDATION.search(line):
                 epoch += 1
-                chars, errors = int(match.group(1)), int(match.group(2))
-                log(f"epoch {epoch}: validation CER {errors / max(chars, 1):.2%} ({errors}/{chars} chars), "
+                chars, errors = float(match.group(1)), float(match.group(2))
+                log(f"epoch {epoch}: validation CER {errors / max(chars, 1):.2%} ({errors:.0f}/{chars:.0f} chars), "
                     f"{(time.time() - started) / 60:.1f} min in this session")
     code = proc.wait()
     with open(run.output / "sessions.jsonl", "a", encoding="utf-8") as f:
@@ -197,7 +199,7 @@ def run_training(run: TrainingRun, resume: bool = True, log=print) -> int:
     return code
 
 
-_VALIDATION = re.compile(r"validation run: total chars (\d+) errors (\d+)")
+_VALIDATION = re.compile(r"validation run: total chars ([\d.]+)\s+errors ([\d.]+)")
 
 
 def _epochs_done(output: Path) -> int:
@@ -245,7 +247,7 @@ def iter_line_pairs(images: Iterable[str]) -> Iterable[tuple[Path, str]]:
 
 
 def best_checkpoint(output: Path) -> Optional[tuple[Path, float]]:
-    """The epoch checkpoint with the lowest validation metric (kraken names them ..-{val_metric})."""
+    """The epoch checkpoint with the best validation accuracy (kraken names them ..-{val_metric})."""
     scored = []
     for ckpt in output.glob("checkpoint_*-*.ckpt"):
         try:
@@ -254,7 +256,7 @@ def best_checkpoint(output: Path) -> Optional[tuple[Path, float]]:
             continue
     if not scored:
         return None
-    metric, ckpt = min(scored)
+    metric, ckpt = max(scored)  # val_metric is character accuracy (1 - CER)
     return ckpt, metric
 
 

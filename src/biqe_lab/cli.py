@@ -142,13 +142,16 @@ def process(input_path, out_dir, layout, layout_model, engine, model, lang, devi
 @click.option("--save-document", type=click.Path(dir_okay=False), default=None,
               help="Also save the recognized document (document.json) here, to inspect line by line.")
 @click.option("--limit", type=int, default=None, help="Evaluate only the first N pages.")
+@click.option("--line-type", default=None,
+              help="Only reference lines whose type tag contains this (e.g. Handwritten); ground-truth layout.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @translate_errors
 def evaluate(directory, layout, engine, model, lang, device, correction, preset, json_out, save_document, limit,
-             quiet):
+             line_type, quiet):
     """CER/WER of recognition against the ground truth in DIRECTORY.
 
-    DIRECTORY holds page images, each with a same-named ALTO or PAGE .xml. Rates are jiwer
+    DIRECTORY holds page images, each with a same-named ALTO or PAGE .xml (or line images, each
+    with a same-named .gt.txt). Rates are jiwer
     corpus totals (errors over all reference characters) after NFC normalization.
     """
     from . import evaluation
@@ -159,6 +162,10 @@ def evaluate(directory, layout, engine, model, lang, device, correction, preset,
         raise InputError(f"correction tier {correction!r} is not available in this version; use --correction none")
     document = ingest(directory)
     document.pages = [p for p in document.pages if p.ground_truth][: limit or None]
+    if line_type:
+        for page in document.pages:
+            page.lines = [l for l in page.lines if line_type in l.tags.get("type", "")]
+        document.pages = [p for p in document.pages if p.lines]
     if not document.pages:
         raise InputError(f"no page in {directory} has a same-named ground-truth .xml")
     config = _config(layout, engine, model, lang, device)

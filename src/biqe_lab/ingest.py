@@ -10,7 +10,7 @@ from PIL import Image, UnidentifiedImageError
 
 from .errors import GroundTruthError, ImageDecodeError, InputError, NoImagesError
 from .formats import read_layout
-from .geometry import clip_points, scale_points
+from .geometry import clip_points, rectangle, scale_points
 from .model import Document, ImageRef, Line, Page, Region
 from .safezip import IMAGE_SUFFIXES, ZipLimits, extract_zip
 
@@ -110,6 +110,19 @@ def read_ground_truth(xml: Path, image: ImageRef) -> tuple[list[Region], list[Li
     return regions, lines
 
 
+def line_image_ground_truth(image: Path, ref: ImageRef) -> Optional[tuple[list[Region], list[Line]]]:
+    """A line image with a same-named ``.gt.txt`` (kraken's line format): one line spanning the image."""
+    gt = image.with_name(image.stem + ".gt.txt")
+    if not gt.is_file():
+        return None
+    w, h = ref.width, ref.height
+    region = Region(id=f"r_{image.stem}"[:60], polygon=rectangle(0, 0, w - 1, h - 1))
+    line = Line(id=f"l_{image.stem}"[:60], region_id=region.id, polygon=rectangle(0, 0, w - 1, h - 1),
+                baseline=[(0, round(h * 0.75)), (w - 1, round(h * 0.75))],
+                reference=gt.read_text(encoding="utf-8").strip("\n\r"))
+    return [region], [line]
+
+
 def _page_name(path: Path, ref: ImageRef, frames: int) -> str:
     return f"{path.stem}_p{ref.frame + 1:04d}" if frames > 1 else path.stem
 
@@ -124,6 +137,9 @@ def pages_from_images(images: Iterable[Path], with_ground_truth: bool = True) ->
                         ground_truth=str(xml) if xml else None)
             if xml is not None:
                 page.replace_layout(*read_ground_truth(xml, ref))
+            elif with_ground_truth and (line_gt := line_image_ground_truth(path, ref)) is not None:
+                page.ground_truth = str(path.with_name(path.stem + ".gt.txt"))
+                page.replace_layout(*line_gt)
             pages.append(page)
     return pages
 

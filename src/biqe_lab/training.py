@@ -11,7 +11,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Optional, Sequence
+from typing import Optional, Sequence
 
 from .errors import InputError
 from .ingest import find_images, ground_truth_for
@@ -38,9 +38,15 @@ class SplitPlan:
     pages: dict[str, list[str]] = field(default_factory=lambda: {s: [] for s in SPLITS})
     lines: dict[str, list[str]] = field(default_factory=lambda: {s: [] for s in SPLITS})
     held_out: dict[str, list[str]] = field(default_factory=dict)  # data set -> held-out pages / writers
+    dataset_of: dict[str, str] = field(default_factory=dict)  # file -> data set name
 
     def to_json(self) -> dict:
-        return {"pages": self.pages, "lines": self.lines, "held_out": self.held_out}
+        return {"pages": self.pages, "lines": self.lines, "held_out": self.held_out, "dataset_of": self.dataset_of}
+
+    @classmethod
+    def from_json(cls, data: dict) -> "SplitPlan":
+        return cls(pages=data["pages"], lines=data["lines"], held_out=data["held_out"],
+                   dataset_of=data.get("dataset_of", {}))
 
 
 def _line_writers(folder: Path) -> dict[str, str]:
@@ -73,6 +79,7 @@ def plan_split(data_dirs: Sequence[Path]) -> SplitPlan:
                 writer = writers.get(image.name, image.stem)
                 split = split_of(f"{name}/{writer}")
                 plan.lines[split].append(str(image))
+                plan.dataset_of[str(image)] = name
                 if split == "test":
                     plan.held_out.setdefault(name, [])
                     if writer not in plan.held_out[name]:
@@ -85,6 +92,7 @@ def plan_split(data_dirs: Sequence[Path]) -> SplitPlan:
         for img, xml in pairs:
             split = split_of(f"{name}/{img.relative_to(folder)}")
             plan.pages[split].append(str(xml))
+            plan.dataset_of[str(xml)] = name
             if split == "test":
                 plan.held_out.setdefault(name, []).append(str(img.relative_to(folder)))
     if not plan.pages["train"] and not plan.lines["train"]:
@@ -220,53 +228,23 @@ def write_split(plan: SplitPlan, path: Path) -> None:
     path.write_text(json.dumps(plan.to_json(), indent=1, ensure_ascii=False), encoding="utf-8")
 
 
-def link_held_out_pages(plan: SplitPlan, dest: Path) -> list[Path]:
-    """Put each held-out test page (image + XML) in ``dest/<set>/`` for `biqe-lab evaluate`."""
-    folders = []
-    for xml in map(Path, plan.pages["test"]):
-        image = next((p for p in xml.parent.glob(xml.stem + ".*") if p.suffix.lower() != ".xml"), None)
-        if image is None:
-            continue
-        parts = xml.parts
-        name = next((p for p in parts if p in ("peraire", "stanford_memorials", "cremma_medieval_lat")), xml.parent.name)
-        folder = dest / name
+def copy_held_out(plan: SplitPlan, dest: Path) -> dict[str, Path]:
+    """Copy each data set's test files (page image + XML, or line image + .gt.txt) to ``dest/<set>/``.
+
+    The folders are what `biqe-lab evaluate` reads, so held-out figures come from the CLI itself.
+    """
+    folders: dict[str, Path] = {}
+    for path in map(Path, plan.pages["test"] + plan.lines["test"]):
+        name = plan.dataset_of.get(str(path), path.parent.name)
+        folder = folders.setdefault(name, dest / name)
         folder.mkdir(parents=True, exist_ok=True)
-        for src in (image, xml):
+        if path.suffix == ".xml":
+            companions = [c for ext in (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".JPG", ".PNG")
+                          if (c := path.with_suffix(ext)).is_file()]
+        else:
+            companions = [path.with_name(path.stem + ".gt.txt")]
+        for src in [path, *companions[:1]]:
             target = folder / src.name
             if not target.exists():
                 shutil.copy2(src, target)
-        if folder not in folders:
-            folders.append(folder)
     return folders
-
-
-def iter_line_pairs(images: Iterable[str]) -> Iterable[tuple[Path, str]]:
-    for image in map(Path, images):
-        gt = image.with_name(image.stem + ".gt.txt")
-        yield image, gt.read_text(encoding="utf-8").strip()
-
-
-def best_checkpoint(output: Path) -> Optional[tuple[Path, float]]:
-    """The epoch checkpoint with the best validation accuracy (kraken names them ..-{val_metric})."""
-    scored = []
-    for ckpt in output.glob("checkpoint_*-*.ckpt"):
-        try:
-            scored.append((float(ckpt.stem.rsplit("-", 1)[1]), ckpt))
-        except ValueError:
-            continue
-    if not scored:
-        return None
-    metric, ckpt = max(scored)  # val_metric is character accuracy (1 - CER)
-    return ckpt, metric
-
-
-def export_weights(checkpoint: Path, target: Path) -> Path:
-    """Convert a training checkpoint into a safetensors model file that `--engine kraken` loads."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(target.stem + ".converting.safetensors")
-    tmp.unlink(missing_ok=True)
-    proc = subprocess.run(_ketos("convert", "-o", str(tmp), str(checkpoint)), capture_output=True, text=True)
-    if proc.returncode != 0 or not tmp.is_file():
-        raise InputError(f"ketos convert failed for {checkpoint.name}: {proc.stderr[-1500:]}")
-    tmp.replace(target)
-    return target

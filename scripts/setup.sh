@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(
   tesseract-ocr tesseract-ocr-eng tesseract-ocr-fra tesseract-ocr-deu tesseract-ocr-lat
-  tesseract-ocr-frk tesseract-ocr-script-latn poppler-utils ghostscript fontconfig zip
+  tesseract-ocr-frk tesseract-ocr-script-latn poppler-utils ghostscript fontconfig zip wamerican wfrench
   fonts-dancingscript fonts-kristi fonts-dkg-handwriting fonts-ecolier-court
 )
 missing=()

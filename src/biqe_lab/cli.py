@@ -274,5 +274,97 @@ def demo(out_dir, pages, datasets):
     run_demo(Path(out_dir), pages, Path(datasets) if datasets else None)
 
 
+
+# -- the job API: server, worker, accounts and keys (thin: biqe_lab.api does the work) ----------------
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=int, default=8000, show_default=True)
+@click.option("--workers", type=click.IntRange(min=0), default=1, show_default=True,
+              help="Worker processes started beside the server (0: the API alone).")
+@translate_errors
+def serve(host, port, workers):
+    """Run the job API (settings from BIQE_* environment variables) and N worker processes."""
+    from .api.server import serve as run_server
+
+    run_server(host, port, workers)
+
+
+@main.command()
+@translate_errors
+def worker():
+    """Run one job worker (claims queued jobs, delivers webhooks) until SIGTERM/SIGINT."""
+    from .api.worker import run_worker
+
+    run_worker()
+
+
+def _store():
+    from .api.settings import Settings
+    from .api.store import Store
+
+    return Store(Settings.from_env().db_path)
+
+
+@main.group()
+def accounts() -> None:
+    """Accounts of the job API (each has API keys and a webhook secret)."""
+
+
+@accounts.command("create")
+@click.argument("name")
+@translate_errors
+def accounts_create(name):
+    """Create account NAME; prints its id and webhook secret."""
+    account = _store().create_account(name)
+    click.echo(f"account_id: {account['id']}\nwebhook_secret: {account['webhook_secret']}")
+
+
+@accounts.command("secret")
+@click.argument("name")
+@click.option("--rotate", is_flag=True, help="Replace the secret with a new one (webhooks are signed with it at once).")
+@translate_errors
+def accounts_secret(name, rotate):
+    """Print (or --rotate) the webhook secret of account NAME."""
+    store = _store()
+    account = store.rotate_secret(name) if rotate else store.account(name)
+    click.echo(account["webhook_secret"])
+
+
+@main.group()
+def keys() -> None:
+    """API keys (shown once at creation; only a hash is stored)."""
+
+
+@keys.command("create")
+@click.option("--account", "account_name", required=True)
+@click.option("--label", required=True)
+@translate_errors
+def keys_create(account_name, label):
+    """Create a key for an account; prints the key once (it cannot be shown again)."""
+    record, key = _store().create_key(account_name, label)
+    click.echo(key)
+    click.echo(f"key id {record['id']} ({record['prefix']}..., label {label!r}); store the key now, "
+               "it is not shown again", err=True)
+
+
+@keys.command("list")
+@click.option("--account", "account_name", default=None)
+@translate_errors
+def keys_list(account_name):
+    """Keys with their labels, prefixes, created / last used / revoked times."""
+    for k in _store().list_keys(account_name):
+        click.echo(f"{k['id']}  {k['account']:<16} {k['label']:<16} {k['prefix']}...  created {k['created_at']}  "
+                   f"last used {k['last_used_at'] or 'never'}  {'REVOKED ' + k['revoked_at'] if k['revoked_at'] else 'active'}")
+
+
+@keys.command("revoke")
+@click.argument("key_id")
+@translate_errors
+def keys_revoke(key_id):
+    """Revoke key KEY_ID (takes effect on the next request)."""
+    record = _store().revoke_key(key_id)
+    click.echo(f"revoked {record['id']} ({record['prefix']}..., {record['label']}) at {record['revoked_at']}")
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -37,7 +37,7 @@ def render_page(page: Page, fmt: str, document: Optional[Document] = None, check
     return xml
 
 
-def _write(path: Path, data: bytes) -> None:
+def write_atomically(path: Path, data: bytes) -> None:
     """Write then rename, so a reader never sees half a file."""
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_bytes(data)
@@ -72,7 +72,7 @@ def export_document(document: Document, out_dir: str | Path,
     for fmt, files in rendered.items():  # nothing is written unless every page rendered
         for path, data in files:
             path.parent.mkdir(parents=True, exist_ok=True)
-            _write(path, data)
+            write_atomically(path, data)
         written[fmt] = [p for p, _ in files]
     document.record(ProcessingRecord(step="export", engine="biqe_lab", version=__version__,
                                      settings={"formats": formats, "validated": check, "pdf": pdf},

@@ -28,7 +28,7 @@ from PIL import Image
 from pydantic import BaseModel
 
 from .errors import BiqeError, ExportError, InputError
-from .export import _write as write_atomically
+from .export import write_atomically
 from .geometry import Point, bbox, scale_points
 from .ingest import open_image
 from .model import Document, Line, Page

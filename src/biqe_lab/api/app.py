@@ -1,0 +1,310 @@
+"""The FastAPI app: routes of the published job API, auth dependencies and the API's one error translator."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import uuid
+from datetime import timedelta
+from typing import Annotated, Any, Optional
+
+from fastapi import Depends, FastAPI, File, Form, Header, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from ..errors import BiqeError
+from ..pdf import PDF_FORMATS
+from ..version import __version__
+from .settings import Settings
+from .store import NotFoundError, Store, iso, result_url, status_url, utcnow
+from .validation import (DEFAULT_LLM_TIER, DEFAULT_PDF_FORMAT, DEFAULT_PRESET, LLM_TIERS, PIPELINE_STEPS, PRESETS,
+                         UploadTooLargeError, check_choice, check_webhook_url, parse_steps, stage_upload)
+
+class ResultNotReadyError(NotFoundError):
+    """The job has no result (yet, or ever: failed or cancelled)."""
+
+    code = "result_not_ready"
+
+
+class ResultGoneError(NotFoundError):
+    """The result expired and the sweeper deleted it."""
+
+    code = "result_expired"
+
+
+# -- response models (the OpenAPI schema; bodies are built by job_view) ---------------------------
+_JOB_ID = "3f0c8a52-1d5e-4a7b-9a51-6c2f0f1f9e10"
+_BASE = "https://biqe.example.org/v1/process-scan/" + _JOB_ID
+
+
+class ErrorBody(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"error": "unsafe_archive", "message": "ZIP entry 'p1.jpg' is password-protected; upload an unencrypted ZIP"}]})
+    error: str = Field(description="Stable error code (see biqe_lab.errors)")
+    message: str
+    details: Optional[dict[str, str]] = None
+
+
+class JobCreated(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "job_id": _JOB_ID, "state": "queued", "page_count": 2, "created_at": "2026-11-30T04:00:00.000Z",
+        "expires_at": "2026-12-07T04:00:00.000Z", "status_url": _BASE, "result_url": _BASE + "/result"}]})
+    job_id: str
+    state: str
+    page_count: int
+    created_at: str
+    expires_at: str
+    status_url: str
+    result_url: str
+
+
+class WebhookInfo(BaseModel):
+    attempts: int
+    last_status: Optional[int]
+    delivered: bool
+
+
+class JobStatus(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "job_id": _JOB_ID, "state": "done", "page_count": 2, "current_step": None,
+        "created_at": "2026-11-30T04:00:00.000Z", "started_at": "2026-11-30T04:00:01.000Z",
+        "finished_at": "2026-11-30T04:01:40.000Z", "expires_at": "2026-12-07T04:00:00.000Z",
+        "error_message": None, "warning_message": "LLM correction did not run: ...",
+        "result_url": _BASE + "/result", "result_expired": False,
+        "webhook": {"attempts": 1, "last_status": 200, "delivered": True}}]})
+    job_id: str
+    state: str = Field(description="queued | processing | done | failed | cancelled")
+    page_count: int
+    current_step: Optional[str] = Field(description="'<page>: <step>' while processing")
+    created_at: str
+    started_at: Optional[str]
+    finished_at: Optional[str]
+    expires_at: str
+    error_message: Optional[str]
+    warning_message: Optional[str]
+    result_url: Optional[str] = Field(None, description="present only when state == 'done'")
+    result_expired: bool = Field(False, description="the result was deleted after expires_at")
+    llm_tier: str
+    preset: str
+    pdf_format: str
+    pipeline_steps: list[str]
+    webhook: Optional[WebhookInfo] = Field(None, description="present when the job has a webhook_url")
+
+
+class UsageMonth(BaseModel):
+    month: str
+    pages: int
+    jobs: int
+
+
+class Usage(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "account_id": "9b1f...", "total_pages": 12, "months": [{"month": "2026-11", "pages": 12, "jobs": 3}]}]})
+    account_id: str
+    total_pages: int = Field(description="pages of done jobs (failed jobs are not billed)")
+    months: list[UsageMonth]
+
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorBody, "description": "missing, invalid or revoked API key"},
+    404: {"model": ErrorBody, "description": "unknown job (or another account's)"},
+}
+
+
+def job_view(job: dict, store: Store) -> dict[str, Any]:
+    """The status body of a job (field names as published)."""
+    body: dict[str, Any] = {key: job[key] for key in (
+        "state", "page_count", "current_step", "created_at", "started_at", "finished_at", "expires_at",
+        "error_message", "warning_message")}
+    body = {"job_id": job["id"], **body}
+    if job["state"] == "done":
+        body["result_url"] = result_url(job)
+    body["result_expired"] = job["result_expired_at"] is not None
+    body.update(llm_tier=job["llm_tier"], preset=job["preset"], pdf_format=job["pdf_format"],
+                pipeline_steps=job["pipeline_steps"].split(","))
+    if job["webhook_url"]:
+        body["webhook"] = store.webhook_summary(job["id"]) or {"attempts": 0, "last_status": None, "delivered": False}
+    return body
+
+
+# -- dependencies (all in one place) ----------------------------------------------------------------
+_api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="biqe_live_...")
+_bearer = HTTPBearer(auto_error=False, description="Authorization: Bearer biqe_live_...")
+
+
+def get_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def get_store(request: Request) -> Store:
+    return request.app.state.store
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+StoreDep = Annotated[Store, Depends(get_store)]
+
+
+def get_account(store: StoreDep, api_key: Annotated[Optional[str], Depends(_api_key_header)],
+                bearer: Annotated[Optional[HTTPAuthorizationCredentials], Depends(_bearer)]) -> dict:
+    """The caller's account from ``X-API-Key`` or ``Authorization: Bearer``; 401 otherwise."""
+    return store.authenticate(api_key or (bearer.credentials if bearer else None))
+
+
+AccountDep = Annotated[dict, Depends(get_account)]
+
+
+# -- the error translator -------------------------------------------------------------------------
+def _error(status: int, code: str, message: str, headers: Optional[dict] = None) -> JSONResponse:
+    return JSONResponse({"error": code, "message": message}, status_code=status, headers=headers)
+
+
+def install_error_translator(app: FastAPI) -> None:
+    """BiqeError -> its http_status and {"error": code, "message": ...}; other errors in the same shape."""
+
+    @app.exception_handler(BiqeError)
+    async def _biqe(request: Request, exc: BiqeError) -> JSONResponse:
+        headers = {"WWW-Authenticate": "Bearer"} if exc.http_status == 401 else None
+        return JSONResponse(exc.to_dict(), status_code=exc.http_status, headers=headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e.get('loc', ())[1:]) or 'request'}: {e.get('msg')}"
+                             for e in exc.errors())
+        return _error(400, "invalid_input", problems or "invalid request")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized"}.get(exc.status_code, "http_error")
+        return _error(exc.status_code, code, str(exc.detail), getattr(exc, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def _internal(request: Request, exc: Exception) -> JSONResponse:
+        return _error(500, "internal_error", "internal server error")
+
+
+# -- the app --------------------------------------------------------------------------------------
+def create_app(settings: Optional[Settings] = None) -> FastAPI:
+    """The job API over the store in ``settings.data_dir`` (routes touch only the store and job files)."""
+    settings = settings or Settings.from_env()
+    settings.jobs_dir.mkdir(parents=True, exist_ok=True)
+    settings.tmp_dir.mkdir(parents=True, exist_ok=True)
+    app = FastAPI(title="BIQE job API", version=__version__,
+                  description="Handwritten text recognition jobs: upload a ZIP of page images, poll, fetch "
+                              "PageXML/ALTO (and a searchable PDF) as a ZIP; signed webhooks on completion.")
+    app.state.settings = settings
+    app.state.store = Store(settings.db_path)
+    install_error_translator(app)
+
+    @app.middleware("http")
+    async def refuse_oversized_uploads(request: Request, call_next):
+        """413 from Content-Length before the body is read (the upload's copy counts bytes again)."""
+        declared = request.headers.get("content-length", "")
+        if request.method == "POST" and declared.isdigit() and int(declared) > settings.max_upload_bytes + 2**16:
+            exc = UploadTooLargeError(f"the upload is over the limit of {settings.max_upload_mb} MB",
+                                      limit_mb=settings.max_upload_mb)
+            return JSONResponse(exc.to_dict(), status_code=exc.http_status)
+        return await call_next(request)
+
+    @app.get("/healthz", tags=["service"])
+    def healthz(store: StoreDep) -> dict[str, str]:
+        """200 once the server is up and its database answers."""
+        store.ping()
+        return {"status": "ok", "version": __version__}
+
+    @app.post("/v1/process-scan", status_code=202, response_model=JobCreated, tags=["jobs"],
+              responses={**_ERRORS, 400: {"model": ErrorBody, "description": "invalid input; nothing stored"},
+                         409: {"model": ErrorBody, "description": "Idempotency-Key reused with another body"},
+                         413: {"model": ErrorBody, "description": "upload, archive or page count over a limit"}})
+    def submit(request: Request, account: AccountDep, store: StoreDep, settings: SettingsDep,
+               scan_zip: Annotated[UploadFile, File(description="ZIP with one image per page (JPEG, PNG, TIFF)")],
+               llm_tier: Annotated[str, Form(description=" | ".join(LLM_TIERS), examples=["balanced"])]
+               = DEFAULT_LLM_TIER,
+               preset: Annotated[str, Form(description="document type: " + ", ".join(PRESETS),
+                                           examples=[DEFAULT_PRESET])] = DEFAULT_PRESET,
+               webhook_url: Annotated[str, Form(description="HTTPS URL; empty = no callback",
+                                                examples=["https://example.org/biqe-hook"])] = "",
+               pipeline_steps: Annotated[str, Form(description="comma-separated subset of "
+                                                   + ",".join(PIPELINE_STEPS), examples=[",".join(PIPELINE_STEPS)])]
+               = "",
+               pdf_format: Annotated[str, Form(description=" | ".join(PDF_FORMATS), examples=[DEFAULT_PDF_FORMAT])]
+               = DEFAULT_PDF_FORMAT,
+               idempotency_key: Annotated[Optional[str], Header(alias="Idempotency-Key")] = None) -> JSONResponse:
+        """Submit a scan: validated (size, ZIP safety, decodable images, options), stored, queued; 202."""
+        options = {
+            "llm_tier": check_choice("llm_tier", llm_tier, LLM_TIERS, DEFAULT_LLM_TIER),
+            "preset": check_choice("preset", preset, PRESETS, DEFAULT_PRESET),
+            "pdf_format": check_choice("pdf_format", pdf_format, PDF_FORMATS, DEFAULT_PDF_FORMAT),
+            "pipeline_steps": ",".join(parse_steps(pipeline_steps)),
+            "webhook_url": check_webhook_url(webhook_url, settings.allow_insecure_webhooks),
+        }
+        staged = stage_upload(scan_zip.file, scan_zip.filename or "scan.zip", settings)
+        job_id = str(uuid.uuid4())
+        target = settings.jobs_dir / job_id
+        try:
+            os.replace(staged.folder, target)  # same file system: atomic
+        except BaseException:
+            staged.discard()
+            raise
+        now = utcnow()
+        job = {"id": job_id, "account_id": account["id"], "state": "queued", "page_count": staged.page_count,
+               "created_at": iso(now), "expires_at": iso(now + timedelta(hours=settings.result_ttl_hours)),
+               "base_url": str(request.base_url).rstrip("/"),
+               "options": json.dumps({"filename": staged.filename}), **options,
+               "idempotency_key": idempotency_key or None,
+               "request_hash": hashlib.sha256(json.dumps([staged.sha256, options], sort_keys=True).encode())
+               .hexdigest()}
+        try:
+            stored, created = store.insert_job(job, settings.idempotency_window_h)
+        except BaseException:
+            shutil.rmtree(target, ignore_errors=True)
+            raise
+        if not created:
+            shutil.rmtree(target, ignore_errors=True)
+        body = {"job_id": stored["id"], "state": stored["state"], "page_count": stored["page_count"],
+                "created_at": stored["created_at"], "expires_at": stored["expires_at"],
+                "status_url": status_url(stored), "result_url": result_url(stored)}
+        return JSONResponse(body, status_code=202)
+
+    @app.get("/v1/process-scan/{job_id}", response_model=JobStatus, response_model_exclude_unset=True,
+             tags=["jobs"], responses=_ERRORS)
+    def job_status(job_id: str, account: AccountDep, store: StoreDep) -> dict[str, Any]:
+        """The job's state, current step, timings and messages; ``result_url`` when done."""
+        return job_view(store.job(job_id, account["id"]), store)
+
+    @app.get("/v1/process-scan/{job_id}/result", tags=["jobs"], response_class=FileResponse,
+             responses={**_ERRORS, 200: {"content": {"application/zip": {}},
+                                         "description": "PageXML, ALTO, document.json and the PDF"}})
+    def job_result(job_id: str, account: AccountDep, store: StoreDep, settings: SettingsDep) -> FileResponse:
+        """The result ZIP of a done job until ``expires_at``; 404 (saying why) otherwise."""
+        job = store.job(job_id, account["id"])
+        if job["result_expired_at"] or job["expires_at"] < iso(utcnow()):
+            raise ResultGoneError(f"the result of job {job_id} expired at {job['expires_at']} and was deleted")
+        if job["state"] != "done":
+            reason = {"queued": "is queued", "processing": "is still processing", "failed": "failed",
+                      "cancelled": "was cancelled"}[job["state"]]
+            raise ResultNotReadyError(f"job {job_id} {reason}; a result exists only when its state is 'done'",
+                                      state=job["state"])
+        path = settings.jobs_dir / job_id / "result.zip"
+        if not path.is_file():
+            raise ResultGoneError(f"the result of job {job_id} is no longer on the server")
+        return FileResponse(path, media_type="application/zip", filename=f"{job_id}.zip")
+
+    @app.delete("/v1/process-scan/{job_id}", response_model=JobStatus, response_model_exclude_unset=True,
+                tags=["jobs"],
+                responses={**_ERRORS, 409: {"model": ErrorBody, "description": "the job already ended"}})
+    def job_cancel(job_id: str, account: AccountDep, store: StoreDep) -> dict[str, Any]:
+        """Cancel a queued or processing job (a running pipeline stops at the next page or step)."""
+        return job_view(store.cancel(job_id, account["id"]), store)
+
+    @app.get("/v1/usage", response_model=Usage, tags=["account"], responses={401: _ERRORS[401]})
+    def usage(account: AccountDep, store: StoreDep) -> dict[str, Any]:
+        """Billed pages per month (done jobs only; failed jobs are not billed)."""
+        months = store.usage(account["id"])
+        return {"account_id": account["id"], "total_pages": sum(m["pages"] for m in months), "months": months}
+
+    return app
+

@@ -1,0 +1,306 @@
+"""The worker: claims queued jobs, runs the pipeline, writes result.zip, re-queues dead jobs, sweeps, delivers webhooks."""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import os
+import re
+import shutil
+import signal
+import socket
+import threading
+import time
+import uuid
+import zipfile
+from pathlib import Path
+from typing import Optional
+from urllib.parse import urlsplit
+
+import httpx
+
+from ..errors import BiqeError, CancelledError
+from ..export import export_document
+from ..ingest import ingest
+from ..pipeline import PipelineConfig, run_pipeline, steps_for
+from ..progress import CancelToken
+from .settings import Settings
+from .store import Store
+from .validation import check_public_host
+
+log = logging.getLogger("biqe_lab.worker")
+
+# What a job runs with: kraken layout, the bundled recognizer (tesseract when none ships) with
+# the languages of the shared collections. Pages must all succeed for a job to be done.
+DEFAULT_CONFIG = PipelineConfig(layout="kraken", engine="auto", languages=("fra", "lat", "eng"),
+                                on_page_error="raise")
+CORRECTION_WARNING = ("LLM correction did not run: the correction step is not available yet "
+                      "(llm_tier={tier!r} and preset={preset!r} were recorded)")
+LAYOUT_ONLY_WARNING = "recognition was not requested: the lines carry no text"
+
+
+def sign(secret: str, body: bytes) -> str:
+    """X-BIQE-Signature: lowercase hex HMAC-SHA256 of the raw body, keyed with the account's secret (as text)."""
+    return hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def sign_v2(secret: str, timestamp: str, body: bytes) -> str:
+    """X-BIQE-Signature-V2: ``t=<ts>,v1=<hex HMAC of "<ts>.<raw body>">``."""
+    return f"t={timestamp},v1={sign(secret, timestamp.encode() + b'.' + body)}"
+
+
+class JobProgress:
+    """The runner's Progress for one job: writes current_step and the heartbeat, and notices a cancel."""
+
+    def __init__(self, store: Store, job: dict, cancel: CancelToken) -> None:
+        self.store, self.job, self.cancel = store, job, cancel
+        self.total = job["page_count"]
+
+    def start(self, total_pages: int) -> None:
+        self.total = total_pages
+
+    def step(self, page_index: int, page_name: str, step: str) -> None:
+        label = f"{step} (page {page_index + 1}/{self.total}: {page_name})"
+        if self.store.heartbeat(self.job["id"], self.job["worker_id"], label) != "processing":
+            self.cancel.cancel()
+
+    def page_done(self, page_index: int) -> None:
+        pass
+
+    def finish(self) -> None:
+        pass
+
+
+class Heartbeat(threading.Thread):
+    """Beats for a running job every few seconds (a kraken page takes longer than the timeout allows
+    between steps) and cancels the job's token when its state is no longer ``processing``."""
+
+    def __init__(self, store: Store, job: dict, cancel: CancelToken, interval: float) -> None:
+        super().__init__(daemon=True, name=f"heartbeat-{job['id'][:8]}")
+        self.store, self.job, self.cancel, self.interval = store, job, cancel, interval
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        try:
+            while not self.stopped.wait(self.interval):
+                if self.store.heartbeat(self.job["id"], self.job["worker_id"]) != "processing":
+                    self.cancel.cancel()
+        finally:
+            self.store.close()
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self.join(timeout=5)
+
+
+def _safe_name(filename: str) -> str:
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(filename).stem).strip("._") or "scan"
+    return stem[:80]
+
+
+def _zip_folder(folder: Path, target: Path) -> None:
+    """``folder``'s files into ``target`` (written beside it, then renamed: never half a ZIP)."""
+    tmp = target.with_name(target.name + ".tmp")
+    with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+            archive.write(path, path.relative_to(folder).as_posix())
+    os.replace(tmp, target)
+
+
+class Worker:
+    """One worker process's loop; models load once (``warm_up``), jobs run one at a time."""
+
+    def __init__(self, settings: Settings, config: Optional[PipelineConfig] = None,
+                 store: Optional[Store] = None, worker_id: Optional[str] = None) -> None:
+        self.settings = settings
+        self.config = config or DEFAULT_CONFIG
+        self.store = store or Store(settings.db_path)
+        self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.stopping = threading.Event()
+        self._cancel: Optional[CancelToken] = None
+        self._last_maintenance = 0.0
+        self._client: Optional[httpx.Client] = None
+
+    # -- jobs --------------------------------------------------------------------------------------
+    def warm_up(self) -> None:
+        """Load the pipeline's models now rather than on the first job (lru-cached per process)."""
+        steps_for(self.config)
+
+    def run_once(self) -> bool:
+        """Maintenance when due, then claim and run one job; False when the queue was empty."""
+        if time.monotonic() - self._last_maintenance > max(self.settings.poll_interval_s, 5.0):
+            self.maintenance()
+        job = self.store.claim(self.worker_id)
+        if job is None:
+            return False
+        self.process(job)
+        return True
+
+    def maintenance(self) -> None:
+        self._last_maintenance = time.monotonic()
+        for job in self.store.requeue_stale(self.settings.heartbeat_timeout_s, self.settings.max_attempts):
+            log.warning("job %s had a dead worker: now %s", job["id"], job["state"])
+        self.sweep()
+
+    def process(self, job: dict) -> Optional[dict]:
+        """Run one claimed job to done/failed (or drop it when cancelled meanwhile); return its final row."""
+        folder = self.settings.jobs_dir / job["id"]
+        out = folder / "out"
+        steps = job["pipeline_steps"].split(",")
+        cancel = self._cancel = CancelToken()
+        if self.stopping.is_set():  # stop() came between the claim and now
+            cancel.cancel()
+        beat = Heartbeat(self.store, job, cancel, self.settings.heartbeat_interval_s)
+        beat.start()
+        try:
+            filename = json.loads(job["options"] or "{}").get("filename", "scan.zip")
+            document = ingest(folder / "input", with_ground_truth=True, name=_safe_name(filename))
+            document = run_pipeline(document, self.config, progress=JobProgress(self.store, job, cancel),
+                                    cancel=cancel)
+            cancel.check("before export")
+            warnings = []
+            if "recognition" not in steps:
+                for page in document.pages:
+                    for line in page.lines:
+                        line.variants = [v for v in line.variants if v.origin != "htr"]
+                warnings.append(LAYOUT_ONLY_WARNING)
+            if "correction" in steps:
+                warnings.append(CORRECTION_WARNING.format(tier=job["llm_tier"], preset=job["preset"]))
+            for page in document.pages:
+                warnings += [f"{page.name}: {w}" for w in page.warnings]
+            shutil.rmtree(out, ignore_errors=True)  # a previous attempt's files
+            self.store.heartbeat(job["id"], job["worker_id"], "export")
+            if "export" in steps:
+                export_document(document, out, pdf=job["pdf_format"])
+            else:
+                out.mkdir(parents=True, exist_ok=True)
+                document.save(out / "document.json")
+            cancel.check("before packing the result")
+            _zip_folder(out, folder / "result.zip")
+            return self._finish(job, "done", warning_message="; ".join(warnings) or None,
+                                pages=len(document.pages))
+        except CancelledError:
+            if self.stopping.is_set():
+                log.info("job %s handed back to the queue (worker shutting down)", job["id"])
+                return self.store.release(job)
+            log.info("job %s stopped: cancelled", job["id"])
+            return None
+        except BiqeError as exc:  # the worker's error translator: the job's error_message
+            return self._finish(job, "failed", error_message=f"{exc.code}: {exc.message}")
+        except Exception as exc:  # noqa: BLE001 - a bug must fail the job, not kill the worker
+            log.exception("job %s crashed", job["id"])
+            return self._finish(job, "failed", error_message=f"internal error: {type(exc).__name__}: {exc}")
+        finally:
+            beat.stop()
+            self._cancel = None
+
+    def _finish(self, job: dict, state: str, **fields) -> Optional[dict]:
+        row = self.store.finish(job, state, **fields)
+        if row is None:
+            log.info("job %s was cancelled or re-queued meanwhile; its outcome is dropped", job["id"])
+        else:
+            log.info("job %s %s", job["id"], state)
+        return row
+
+    def sweep(self) -> int:
+        """Delete the files of jobs past ``expires_at`` (the job then says ``result_expired``); old temp uploads."""
+        count = 0
+        for job in self.store.expired_jobs():
+            shutil.rmtree(self.settings.jobs_dir / job["id"], ignore_errors=True)
+            self.store.mark_expired(job["id"])
+            count += 1
+        cutoff = time.time() - 3600
+        if self.settings.tmp_dir.is_dir():
+            for entry in self.settings.tmp_dir.iterdir():
+                if entry.stat().st_mtime < cutoff:
+                    shutil.rmtree(entry, ignore_errors=True)
+        return count
+
+    # -- webhooks ------------------------------------------------------------------------------------
+    def deliver_due(self) -> int:
+        """Send every due webhook delivery once; return how many were attempted."""
+        sent = 0
+        while (delivery := self.store.claim_delivery(self.settings.webhook_timeout_s + 30)) is not None:
+            self.deliver(delivery)
+            sent += 1
+        return sent
+
+    def deliver(self, delivery: dict) -> None:
+        job = self.store.job(delivery["job_id"])
+        secret = self.store.account_by_id(job["account_id"])["webhook_secret"]
+        body = delivery["payload"].encode()
+        timestamp = str(int(time.time()))
+        headers = {"Content-Type": "application/json", "X-BIQE-Event": delivery["event"],
+                   "X-BIQE-Signature": sign(secret, body), "X-BIQE-Delivery": delivery["delivery_id"],
+                   "X-BIQE-Timestamp": timestamp, "X-BIQE-Signature-V2": sign_v2(secret, timestamp, body),
+                   "User-Agent": "biqe-webhooks/1"}
+        status: Optional[int] = None
+        error: Optional[str] = None
+        t0 = time.perf_counter()
+        try:
+            if not self.settings.allow_insecure_webhooks:  # resolve again: DNS may have changed since submission
+                parts = urlsplit(delivery["url"])
+                check_public_host(parts.hostname or "", parts.port or 443)
+            if self._client is None:
+                self._client = httpx.Client(timeout=self.settings.webhook_timeout_s, follow_redirects=False)
+            response = self._client.post(delivery["url"], content=body, headers=headers)
+            status = response.status_code
+            if not 200 <= status < 300:
+                error = f"HTTP {status}"
+        except (httpx.HTTPError, BiqeError) as exc:
+            error = f"{type(exc).__name__}: {exc}"
+        made = delivery["attempt"] + 1
+        backoff = self.settings.webhook_backoff
+        next_at = time.time() + backoff[made - 1] if made <= len(backoff) else None
+        self.store.record_attempt(delivery, status, error, (time.perf_counter() - t0) * 1000, next_at)
+        if error:
+            log.warning("webhook %s attempt %d failed: %s%s", delivery["delivery_id"], made, error,
+                        "" if next_at else " (giving up)")
+
+    # -- loops ---------------------------------------------------------------------------------------
+    def delivery_loop(self) -> None:
+        try:
+            while not self.stopping.is_set():
+                try:
+                    self.deliver_due()
+                except Exception:  # noqa: BLE001 - keep delivering
+                    log.exception("webhook delivery loop")
+                self.stopping.wait(min(self.settings.poll_interval_s, 0.5))
+        finally:
+            self.store.close()
+
+    def stop(self) -> None:
+        """Stop after the current page or step; a running job goes back to the queue."""
+        self.stopping.set()
+        if self._cancel is not None:
+            self._cancel.cancel()
+
+    def run(self, warm: bool = True) -> None:
+        """Work until ``stop()``: jobs in this thread, webhook deliveries in another."""
+        if warm:
+            try:
+                self.warm_up()
+            except BiqeError as exc:  # jobs will fail with this message; the worker stays up
+                log.error("cannot load the pipeline models: %s", exc.message)
+        deliveries = threading.Thread(target=self.delivery_loop, daemon=True, name="webhooks")
+        deliveries.start()
+        try:
+            while not self.stopping.is_set():
+                if not self.run_once():
+                    self.stopping.wait(self.settings.poll_interval_s)
+        finally:
+            self.stopping.set()
+            deliveries.join(timeout=self.settings.webhook_timeout_s + 5)
+            if self._client is not None:
+                self._client.close()
+
+
+def run_worker(settings: Optional[Settings] = None, config: Optional[PipelineConfig] = None) -> None:
+    """The `biqe-lab worker` process: SIGTERM/SIGINT stop it after the current step."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    worker = Worker(settings or Settings.from_env(), config)
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: worker.stop())
+    log.info("worker %s started on %s", worker.worker_id, worker.settings.data_dir)
+    worker.run()

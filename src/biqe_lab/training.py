@@ -248,3 +248,29 @@ def copy_held_out(plan: SplitPlan, dest: Path) -> dict[str, Path]:
             if not target.exists():
                 shutil.copy2(src, target)
     return folders
+
+
+def best_checkpoint(output: Path) -> Optional[tuple[Path, float]]:
+    """The epoch checkpoint with the best validation accuracy (kraken names them ..-{val_metric})."""
+    scored = []
+    for ckpt in output.glob("checkpoint_*-*.ckpt"):
+        try:
+            scored.append((float(ckpt.stem.rsplit("-", 1)[1]), ckpt))
+        except ValueError:
+            continue
+    if not scored:
+        return None
+    metric, ckpt = max(scored)  # val_metric is character accuracy (1 - CER)
+    return ckpt, metric
+
+
+def export_weights(checkpoint: Path, target: Path) -> Path:
+    """Convert a training checkpoint into a safetensors model file that `--engine kraken` loads."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(target.stem + ".converting.safetensors")
+    tmp.unlink(missing_ok=True)
+    proc = subprocess.run(_ketos("convert", "-o", str(tmp), str(checkpoint)), capture_output=True, text=True)
+    if proc.returncode != 0 or not tmp.is_file():
+        raise InputError(f"ketos convert failed for {checkpoint.name}: {proc.stderr[-1500:]}")
+    tmp.replace(target)
+    return target

@@ -383,7 +383,7 @@ def test_webhook_retries_follow_the_schedule_and_verify(tmp_path, page_files, sc
         receiver.close()
     assert len(receiver.requests) == 3
     (t1, h1, b1), (t2, h2, b2), (t3, h3, b3) = receiver.requests
-    assert 0.3 <= t2 - t1 < 0.3 + 0.5 and 0.6 <= t3 - t2 < 0.6 + 0.5  # back-off 0.3 s, then 0.6 s
+    assert 0.3 <= t2 - t1 < 0.3 + 1.5 and 0.6 <= t3 - t2 < 0.6 + 1.5  # back-off 0.3 s, then 0.6 s
     assert b1 == b2 == b3 and h1["X-BIQE-Delivery"] == h2["X-BIQE-Delivery"] == h3["X-BIQE-Delivery"]
     payload = json.loads(b3)
     assert payload == {"job_id": job_id, "state": "done", "page_count": 1,
@@ -485,3 +485,20 @@ def test_concurrent_claims_take_each_job_once(api, scan_zip):
     for t in threads:
         t.join()
     assert sorted(claimed) == sorted(job_ids)
+
+
+def test_readme_webhook_snippet_verifies_a_real_delivery(api, settings, scan_zip):
+    """The receiver snippet of the README, run as written, against headers the worker sends."""
+    from biqe_lab.api.worker import sign, sign_v2
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme.split("### Verifying a webhook", 1)[1]
+    snippet = section.split("```python\n", 1)[1].split("```", 1)[0]
+    namespace: dict = {}
+    exec(snippet, namespace)
+    secret, body, ts = api.account["webhook_secret"], b'{"job_id":"x","state":"done"}', str(int(time.time()))
+    headers = {"X-BIQE-Signature": sign(secret, body), "X-BIQE-Signature-V2": sign_v2(secret, ts, body)}
+    assert namespace["verify"](secret, headers, body)
+    assert not namespace["verify"](secret, headers, body + b" ")
+    old = str(int(time.time()) - 600)
+    assert not namespace["verify"](secret, {**headers, "X-BIQE-Signature-V2": sign_v2(secret, old, body)}, body)

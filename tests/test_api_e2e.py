@@ -8,7 +8,6 @@ import hmac
 import io
 import json
 import os
-import shutil
 import signal
 import socket
 import sqlite3
@@ -133,11 +132,11 @@ def pages(sample_dir) -> bytes:
 def test_real_server_two_real_pages_with_signed_webhook(tmp_path, pages, schemas):
     env = _env(tmp_path / "data")
     secret, key = _account(env)
+    receiver = Receiver()  # bound before the server's port is picked, so that it cannot take that port
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
     log = tmp_path / "serve.log"
     server = _start([*CLI, "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"], env, log)
-    receiver = Receiver()
     try:
         _wait_healthy(base, server, log)
         client = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {key}"}, timeout=60)

@@ -353,8 +353,9 @@ def keys_create(account_name, label):
 def keys_list(account_name):
     """Keys with their labels, prefixes, created / last used / revoked times."""
     for k in _store().list_keys(account_name):
+        state = f"REVOKED {k['revoked_at']}" if k["revoked_at"] else "active"
         click.echo(f"{k['id']}  {k['account']:<16} {k['label']:<16} {k['prefix']}...  created {k['created_at']}  "
-                   f"last used {k['last_used_at'] or 'never'}  {'REVOKED ' + k['revoked_at'] if k['revoked_at'] else 'active'}")
+                   f"last used {k['last_used_at'] or 'never'}  {state}")
 
 
 @keys.command("revoke")

@@ -1,14 +1,11 @@
 """`biqe-lab serve`: uvicorn for the API plus N `biqe-lab worker` processes beside it, stopped with it."""
 from __future__ import annotations
 
-import logging
 import subprocess
 import sys
 
 from .app import create_app
 from .settings import Settings
-
-log = logging.getLogger("biqe_lab.server")
 
 
 def serve(host: str, port: int, workers: int = 1) -> None:

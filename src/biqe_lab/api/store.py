@@ -261,18 +261,24 @@ class Store:
         return dict(row)
 
     def authenticate(self, key: Optional[str]) -> dict:
-        """The account of a valid, unrevoked key (and mark the key used); AuthError otherwise."""
+        """The account of a valid, unrevoked key; AuthError otherwise.
+
+        Revocation is checked on every request; ``last_used_at`` is written at most once a
+        minute per key, so that polling clients do not queue on the database's write lock.
+        """
         if not key:
             raise AuthError("missing API key: send X-API-Key or Authorization: Bearer")
         if not key.startswith(KEY_PREFIX):
             raise AuthError("invalid API key")
-        with self._tx() as db:
-            row = db.execute(
-                "UPDATE api_keys SET last_used_at = ? WHERE key_hash = ? AND revoked_at IS NULL "
-                "RETURNING account_id", (iso(utcnow()), hash_key(key))).fetchone()
+        row = self._one("SELECT k.id AS key_id, k.last_used_at, a.* FROM api_keys k JOIN accounts a "
+                        "ON a.id = k.account_id WHERE k.key_hash = ? AND k.revoked_at IS NULL", (hash_key(key),))
         if row is None:
             raise AuthError("invalid or revoked API key")
-        return self.account_by_id(row["account_id"])
+        now = utcnow()
+        if row["last_used_at"] is None or parse_iso(row["last_used_at"]) < now - timedelta(seconds=60):
+            with self._tx() as db:
+                db.execute("UPDATE api_keys SET last_used_at = ? WHERE id = ?", (iso(now), row.pop("key_id")))
+        return {k: row[k] for k in ("id", "name", "webhook_secret", "created_at")}
 
     # -- jobs ------------------------------------------------------------------------------------
     def insert_job(self, job: dict, window_h: float = 24.0) -> tuple[dict, bool]:

@@ -13,7 +13,6 @@ from urllib.parse import urlsplit
 
 from ..errors import ArchiveTooLargeError, InputError
 from ..ingest import ingest
-from ..pdf import PDF_FORMATS
 from ..safezip import ZipLimits
 from .settings import Settings
 

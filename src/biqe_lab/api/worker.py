@@ -1,4 +1,4 @@
-"""The worker: claims queued jobs, runs the pipeline, writes result.zip, re-queues dead jobs, sweeps, delivers webhooks."""
+"""The worker: claims jobs, runs the pipeline, writes result.zip, re-queues dead jobs, sweeps, sends webhooks."""
 from __future__ import annotations
 
 import hashlib

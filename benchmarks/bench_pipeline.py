@@ -47,6 +47,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--pages", type=Path, default=None, help="folder of page images (default: 3 peraire pages)")
+    ap.add_argument("--rows", default="all", help="comma-separated subset of the command names, e.g. "
+                    "'biqe-lab (kraken),kraken CLI' for the ratio alone (default: all)")
     args = ap.parse_args()
 
     from biqe_lab.kraken_support import untrained_recognition_model
@@ -78,6 +80,9 @@ def main() -> None:
         "biqe-lab (tesseract)": lambda out: [str(BIN / "biqe-lab"), "process", str(pages_dir), "--out", str(out),
                                              "--engine", "tesseract", "--lang", "fra", "-q"],
     }
+    if args.rows != "all":
+        wanted = [r.strip() for r in args.rows.split(",")]
+        commands = {k: v for k, v in commands.items() if k in wanted}
     walls: dict[str, list[float]] = {k: [] for k in commands}
     rss: dict[str, list[float]] = {k: [] for k in commands}
     steps: dict[str, dict[str, list[float]]] = {k: {} for k in commands if k.startswith("biqe")}

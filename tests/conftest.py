@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import shutil
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -107,3 +110,33 @@ def tiny_trocr_model(tmp_path_factory) -> Path:
     TrOCRProcessor(image_processor=ViTImageProcessor(size={"height": 32, "width": 32}),
                    tokenizer=tokenizer).save_pretrained(out)
     return out
+
+
+class WebhookReceiver:
+    """A loopback webhook receiver: answers ``fail_status`` to the first ``failures`` requests, then 200.
+
+    ``requests`` holds (monotonic time, headers, raw body) per request received.
+    """
+
+    def __init__(self, failures: int = 0, fail_status: int = 500) -> None:
+        self.failures, self.requests = failures, []
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                receiver.requests.append((time.monotonic(), dict(self.headers), body))
+                self.send_response(fail_status if len(receiver.requests) <= receiver.failures else 200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/hook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()

@@ -10,7 +10,6 @@ import json
 import threading
 import time
 import zipfile
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -21,6 +20,8 @@ from biqe_lab.api.app import create_app
 from biqe_lab.api.settings import Settings
 from biqe_lab.api.worker import Worker
 from biqe_lab.pipeline import PipelineConfig
+
+from conftest import WebhookReceiver
 
 TEST_CONFIG = PipelineConfig(layout="ground-truth", engine="tesseract", languages=("eng",))
 
@@ -328,33 +329,6 @@ def test_sweeper_deletes_expired_results(api, worker, scan_zip):
 
 
 # -- webhooks ------------------------------------------------------------------------------------------
-class Receiver:
-    """A loopback webhook receiver that answers 500 to the first ``failures`` requests."""
-
-    def __init__(self, failures: int = 0) -> None:
-        self.failures, self.requests = failures, []
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                receiver.requests.append((time.monotonic(), dict(self.headers), body))
-                self.send_response(500 if len(receiver.requests) <= receiver.failures else 200)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}/hook"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
-
-
 def verify(secret: str, headers: dict, body: bytes) -> bool:
     """The receiver's check, as in the README."""
     expected = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
@@ -370,7 +344,7 @@ def test_webhook_retries_follow_the_schedule_and_verify(tmp_path, page_files, sc
                         poll_interval_s=0.05, webhook_timeout_s=2)
     api = Api(settings)
     worker = Worker(settings, TEST_CONFIG)
-    receiver = Receiver(failures=2)
+    receiver = WebhookReceiver(failures=2)
     try:
         job_id = api.submit(scan_zip, webhook_url=receiver.url).json()["job_id"]
         assert api.status(job_id).json()["webhook"] == {"attempts": 0, "last_status": None, "delivered": False}

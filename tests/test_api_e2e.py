@@ -13,10 +13,8 @@ import socket
 import sqlite3
 import subprocess
 import sys
-import threading
 import time
 import zipfile
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
@@ -25,7 +23,7 @@ from lxml import etree
 
 from biqe_lab.formats.common import xml_parser
 
-from conftest import PERAIRE, SAMPLE_PAGE
+from conftest import PERAIRE, SAMPLE_PAGE, WebhookReceiver
 
 pytestmark = pytest.mark.slow
 SECOND_PAGE = PERAIRE / "B.1.intro-eurasie_0005.jpg"
@@ -93,31 +91,6 @@ def _poll(client: httpx.Client, job_id: str, until: set[str], timeout: float) ->
     pytest.fail(f"job {job_id} did not reach {until} in {timeout} s: {status}")
 
 
-class Receiver:
-    def __init__(self) -> None:
-        self.requests: list[tuple[dict, bytes]] = []
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                receiver.requests.append((dict(self.headers), body))
-                self.send_response(200 if len(receiver.requests) > 1 else 503)  # the first one fails
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}/hook"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
 @pytest.fixture
 def pages(sample_dir) -> bytes:
     if not SECOND_PAGE.exists():
@@ -132,7 +105,7 @@ def pages(sample_dir) -> bytes:
 def test_real_server_two_real_pages_with_signed_webhook(tmp_path, pages, schemas):
     env = _env(tmp_path / "data")
     secret, key = _account(env)
-    receiver = Receiver()  # bound before the server's port is picked, so that it cannot take that port
+    receiver = WebhookReceiver(failures=1, fail_status=503)  # the first one fails; bound before the server's port is picked, so that it cannot take that port
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
     log = tmp_path / "serve.log"
@@ -169,13 +142,13 @@ def test_real_server_two_real_pages_with_signed_webhook(tmp_path, pages, schemas
         while len(receiver.requests) < 2 and time.monotonic() < deadline:
             time.sleep(0.2)
         assert len(receiver.requests) == 2, log.read_text()[-3000:]
-        headers, body = receiver.requests[-1]
+        _, headers, body = receiver.requests[-1]
         expected = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
         assert hmac.compare_digest(expected, headers["X-BIQE-Signature"])
         assert headers["X-BIQE-Event"] == "job.completed" and headers["Content-Type"] == "application/json"
         assert json.loads(body) == {"job_id": job["job_id"], "state": "done", "page_count": 2,
                                     "result_url": status["result_url"]}
-        assert receiver.requests[0][1] == body
+        assert receiver.requests[0][2] == body
         webhook = client.get(f"/v1/process-scan/{job['job_id']}").json()["webhook"]
         assert webhook == {"attempts": 2, "last_status": 200, "delivered": True}
         usage = client.get("/v1/usage").json()

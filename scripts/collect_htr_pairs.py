@@ -1,0 +1,65 @@
+"""Collect (recognizer output, ground truth) line pairs on TRAINING pages, for the correction models.
+
+Reads the held-out split (training/default-model/split.json), recognizes the lines of the
+training pages only (ground-truth layout) with one engine, and appends one JSON object per
+line to OUT (jsonl): dataset, page, engine, raw text, line/char confidences, reference.
+
+    .venv/bin/python scripts/collect_htr_pairs.py --engine kraken --model /tmp/htr.safetensors \
+        --out /tmp/pairs.jsonl --max-pages 40
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from biqe_lab.ingest import pages_from_images  # noqa: E402
+from biqe_lab.model import Document  # noqa: E402
+from biqe_lab.pipeline import PipelineConfig, run_pipeline  # noqa: E402
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--split", type=Path, default=ROOT / "training/default-model/split.json")
+    ap.add_argument("--engine", default="kraken")
+    ap.add_argument("--model", default=None)
+    ap.add_argument("--lang", default="fra")
+    ap.add_argument("--datasets", default="peraire,stanford_memorials,cremma_medieval_lat")
+    ap.add_argument("--max-pages", type=int, default=1000, help="per dataset")
+    ap.add_argument("--out", type=Path, required=True)
+    args = ap.parse_args()
+    split = json.loads(args.split.read_text())
+    wanted = args.datasets.split(",")
+    done = set()
+    if args.out.exists():
+        done = {json.loads(l)["page"] for l in args.out.read_text().splitlines() if l.strip()}
+    config = PipelineConfig(layout="ground-truth", engine=args.engine, model=args.model,
+                            languages=tuple(args.lang.split("+")))
+    for dataset in wanted:
+        xmls = [ROOT / p for p in split["pages"]["train"] if f"/datasets/{dataset}/" in p][: args.max_pages]
+        for xml in xmls:
+            image = next((xml.with_suffix(s) for s in (".jpg", ".jpeg", ".png", ".tif")
+                          if xml.with_suffix(s).exists()), None)
+            if image is None or str(image) in done:
+                continue
+            t0 = time.perf_counter()
+            doc = run_pipeline(Document(pages=pages_from_images([image])), config)
+            with args.out.open("a", encoding="utf-8") as fh:
+                for page in doc.pages:
+                    for line in page.lines:
+                        v = line.variant("htr")
+                        fh.write(json.dumps({"dataset": dataset, "page": str(image), "engine": args.engine,
+                                             "raw": v.text if v else "", "conf": v.confidence if v else None,
+                                             "char_conf": v.char_confidences if v else None,
+                                             "ref": line.reference or ""}, ensure_ascii=False) + "\n")
+            print(f"{dataset} {image.name}: {sum(len(p.lines) for p in doc.pages)} lines "
+                  f"{time.perf_counter() - t0:.1f}s", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -19,6 +19,7 @@ from fastapi.testclient import TestClient
 from biqe_lab.api.app import create_app
 from biqe_lab.api.settings import Settings
 from biqe_lab.api.worker import Worker
+from biqe_lab.errors import InputError
 from biqe_lab.pipeline import PipelineConfig
 
 from conftest import WebhookReceiver
@@ -218,10 +219,18 @@ def test_valid_step_subsets(api, worker, scan_zip):
     status = api.status(job_id).json()
     assert status["state"] == "done" and status["pipeline_steps"] == ["layout", "export"]
     assert "no text" in status["warning_message"] and "correction" not in status["warning_message"]
+    result = api.client.get(f"/v1/process-scan/{job_id}/result", headers=api.headers())
+    document = json.loads(zipfile.ZipFile(io.BytesIO(result.content)).read("document.json"))
+    assert [r["step"] for r in document["processing"]] == ["layout", "export"]  # the recognizer never ran
+    assert all(not line["variants"] for page in document["pages"] for line in page["lines"])
     job_id = api.submit(scan_zip, pipeline_steps="layout,recognition").json()["job_id"]
     worker.run_once()
     result = api.client.get(f"/v1/process-scan/{job_id}/result", headers=api.headers())
-    assert zipfile.ZipFile(io.BytesIO(result.content)).namelist() == ["document.json"]
+    archive = zipfile.ZipFile(io.BytesIO(result.content))
+    assert archive.namelist() == ["document.json"]
+    document = json.loads(archive.read("document.json"))
+    assert [r["step"] for r in document["processing"]] == ["layout", "recognition"]
+    assert all(line["variants"][0]["origin"] == "htr" for page in document["pages"] for line in page["lines"])
 
 
 # -- idempotency -------------------------------------------------------------------------------------
@@ -409,7 +418,22 @@ def test_settings_from_env(tmp_path):
         == (tmp_path, 7, 9, (0.5, 2.0), True, "m")
     d = Settings.from_env({})
     assert d.result_ttl_hours == 168 and d.webhook_backoff == (1, 5, 25, 125, 625) and not d.allow_insecure_webhooks
-    assert d.data_dir == Path("./biqe-data")
+    assert d.data_dir == Path("./biqe-data") and d.public_url is None
+    assert Settings.from_env({"BIQE_PUBLIC_URL": "https://ocr.example.org/biqe/"}).public_url \
+        == "https://ocr.example.org/biqe"
+    for bad in ("ftp://x", "not a url", "https://x/?q=1"):
+        with pytest.raises(InputError, match="BIQE_PUBLIC_URL"):
+            Settings.from_env({"BIQE_PUBLIC_URL": bad})
+
+
+def test_public_url_wins_over_the_host_header(settings, scan_zip):
+    """Behind a proxy the operator's BIQE_PUBLIC_URL names the URLs, not whatever Host a client sent."""
+    from dataclasses import replace
+
+    api = Api(replace(settings, public_url="https://ocr.example.org/biqe"))
+    body = api.submit(scan_zip, headers={"Host": "evil.example"}).json()
+    assert body["status_url"] == f"https://ocr.example.org/biqe/v1/process-scan/{body['job_id']}"
+    assert body["result_url"] == body["status_url"] + "/result"
 
 
 def test_cli_accounts_and_keys(tmp_path, monkeypatch):

@@ -9,8 +9,22 @@ from biqe_lab.pipeline import steps_for
 
 def test_models_load_once_per_configuration():
     config = PipelineConfig(layout="ground-truth", engine="tesseract", languages=("fra",))
-    assert steps_for(config) is steps_for(PipelineConfig(layout="ground-truth", engine="tesseract",
-                                                         languages=("fra",)))
+    first, again = steps_for(config), steps_for(PipelineConfig(layout="ground-truth", engine="tesseract",
+                                                               languages=("fra",)))
+    assert first.layout is again.layout and first.recognizer is again.recognizer
+    layout_only = steps_for(PipelineConfig(layout="ground-truth", steps=("layout", "export")))
+    assert layout_only.layout is first.layout and layout_only.recognizer is None  # no recognizer loaded
+
+
+def test_steps_are_checked():
+    for bad, message in ((("recognition",), "needs 'layout'"), (("layout", "layout"), "twice"),
+                         (("recognition", "layout"), "order"), (("layout", "ocr"), "unknown")):
+        with pytest.raises(InputError, match=message):
+            PipelineConfig(steps=bad)
+    assert PipelineConfig(steps="layout, recognition").steps == ("layout", "recognition")
+    with pytest.raises(InputError, match="correction tier"):
+        PipelineConfig(correction="magic")
+    assert not PipelineConfig(correction="cheap", steps=("layout", "recognition")).corrects
 
 
 class _Recorder:

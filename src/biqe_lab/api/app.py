@@ -18,11 +18,12 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..errors import BiqeError
 from ..pdf import PDF_FORMATS
+from ..pipeline import PIPELINE_STEPS, parse_steps
 from ..version import __version__
 from .settings import Settings
 from .store import NotFoundError, Store, iso, result_url, status_url, utcnow
-from .validation import (DEFAULT_LLM_TIER, DEFAULT_PDF_FORMAT, DEFAULT_PRESET, LLM_TIERS, PIPELINE_STEPS, PRESETS,
-                         UploadTooLargeError, check_choice, check_webhook_url, parse_steps, stage_upload)
+from .validation import (DEFAULT_LLM_TIER, DEFAULT_PDF_FORMAT, DEFAULT_PRESET, LLM_TIERS, PRESETS,
+                         UploadTooLargeError, check_choice, check_webhook_url, stage_upload)
 
 class ResultNotReadyError(NotFoundError):
     """The job has no result (yet, or ever: failed or cancelled)."""
@@ -252,7 +253,7 @@ def create_app(settings: Optional[Settings] = None) -> FastAPI:
         now = utcnow()
         job = {"id": job_id, "account_id": account["id"], "state": "queued", "page_count": staged.page_count,
                "created_at": iso(now), "expires_at": iso(now + timedelta(hours=settings.result_ttl_hours)),
-               "base_url": str(request.base_url).rstrip("/"),
+               "base_url": settings.public_url or str(request.base_url).rstrip("/"),
                "options": json.dumps({"filename": staged.filename}), **options,
                "idempotency_key": idempotency_key or None,
                "request_hash": hashlib.sha256(json.dumps([staged.sha256, options], sort_keys=True).encode())

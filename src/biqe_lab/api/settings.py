@@ -5,6 +5,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping, Optional
+from urllib.parse import urlsplit
 
 from ..errors import InputError
 
@@ -35,6 +36,7 @@ class Settings:
     result_ttl_hours: float = 168.0
     webhook_backoff: tuple[float, ...] = DEFAULT_BACKOFF
     allow_insecure_webhooks: bool = False
+    public_url: Optional[str] = None  # the server's public base URL for status/result URLs (else the request's)
     llm_base_url: Optional[str] = None
     llm_model: Optional[str] = None
     llm_api_key: Optional[str] = field(default=None, repr=False)
@@ -82,8 +84,13 @@ class Settings:
             values["webhook_backoff"] = _parse_backoff(env["BIQE_WEBHOOK_BACKOFF"])
         if env.get("BIQE_ALLOW_INSECURE_WEBHOOKS"):
             values["allow_insecure_webhooks"] = _flag(env["BIQE_ALLOW_INSECURE_WEBHOOKS"])
-        for key in ("llm_base_url", "llm_model", "llm_api_key"):
+        for key in ("public_url", "llm_base_url", "llm_model", "llm_api_key"):
             if env.get(f"BIQE_{key.upper()}"):
                 values[key] = env[f"BIQE_{key.upper()}"]
         values.update(overrides)
+        if values.get("public_url"):
+            parts = urlsplit(str(values["public_url"]))
+            if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+                raise InputError(f"BIQE_PUBLIC_URL {values['public_url']!r} is not an http(s) base URL")
+            values["public_url"] = str(values["public_url"]).rstrip("/")
         return cls(**values)

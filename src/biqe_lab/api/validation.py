@@ -21,8 +21,6 @@ DEFAULT_LLM_TIER = "balanced"
 # Document types a correction preset exists for; names only until the correction issue lands.
 PRESETS = ("generic_historical", "generic_modern", "letters", "registers", "medieval_latin", "printed")
 DEFAULT_PRESET = "generic_historical"
-PIPELINE_STEPS = ("layout", "recognition", "correction", "export")
-STEP_NEEDS = {"recognition": "layout", "correction": "recognition", "export": "layout"}
 DEFAULT_PDF_FORMAT = "pdfa-2b"
 
 
@@ -38,27 +36,6 @@ def check_choice(name: str, value: Optional[str], choices: tuple[str, ...], defa
     if value not in choices:
         raise InputError(f"unknown {name} {value!r}; choose one of {', '.join(choices)}", field=name)
     return value
-
-
-def parse_steps(value: Optional[str]) -> tuple[str, ...]:
-    """``layout,recognition,...``: a subset of PIPELINE_STEPS, in that order, each with what it needs."""
-    if value is None or not value.strip():
-        return PIPELINE_STEPS
-    steps = tuple(s.strip() for s in value.split(","))
-    unknown = [s for s in steps if s not in PIPELINE_STEPS]
-    if unknown:
-        raise InputError(f"unknown pipeline step(s) {', '.join(map(repr, unknown))}; "
-                         f"choose from {','.join(PIPELINE_STEPS)}", field="pipeline_steps")
-    if len(set(steps)) != len(steps):
-        raise InputError(f"pipeline_steps {value!r} names a step twice", field="pipeline_steps")
-    if list(steps) != sorted(steps, key=PIPELINE_STEPS.index):
-        raise InputError(f"pipeline_steps must be in the order {','.join(PIPELINE_STEPS)}; got {value!r}",
-                         field="pipeline_steps")
-    for step in steps:
-        need = STEP_NEEDS.get(step)
-        if need and need not in steps:
-            raise InputError(f"pipeline step {step!r} needs {need!r}", field="pipeline_steps")
-    return steps
 
 
 def _is_public(address: str) -> bool:

@@ -14,6 +14,7 @@ import threading
 import time
 import uuid
 import zipfile
+from dataclasses import replace
 from pathlib import Path
 from typing import Optional
 from urllib.parse import urlsplit
@@ -35,8 +36,6 @@ log = logging.getLogger("biqe_lab.worker")
 # the languages of the shared collections. Pages must all succeed for a job to be done.
 DEFAULT_CONFIG = PipelineConfig(layout="kraken", engine="auto", languages=("fra", "lat", "eng"),
                                 on_page_error="raise")
-CORRECTION_WARNING = ("LLM correction did not run: the correction step is not available yet "
-                      "(llm_tier={tier!r} and preset={preset!r} were recorded)")
 LAYOUT_ONLY_WARNING = "recognition was not requested: the lines carry no text"
 
 
@@ -143,6 +142,12 @@ class Worker:
             log.warning("job %s had a dead worker: now %s", job["id"], job["state"])
         self.sweep()
 
+    def job_config(self, job: dict) -> PipelineConfig:
+        """The worker's configuration with the job's steps, correction tier and preset."""
+        steps = tuple(job["pipeline_steps"].split(","))
+        return replace(self.config, steps=steps, preset=job["preset"],
+                       correction=job["llm_tier"] if "correction" in steps else "none")
+
     def process(self, job: dict) -> Optional[dict]:
         """Run one claimed job to done/failed (or drop it when cancelled meanwhile); return its final row."""
         folder = self.settings.jobs_dir / job["id"]
@@ -156,17 +161,12 @@ class Worker:
         try:
             filename = json.loads(job["options"] or "{}").get("filename", "scan.zip")
             document = ingest(folder / "input", with_ground_truth=True, name=_safe_name(filename))
-            document = run_pipeline(document, self.config, progress=JobProgress(self.store, job, cancel),
-                                    cancel=cancel)
+            document = run_pipeline(document, self.job_config(job),
+                                    progress=JobProgress(self.store, job, cancel), cancel=cancel)
             cancel.check("before export")
-            warnings = []
-            if "recognition" not in steps:
-                for page in document.pages:
-                    for line in page.lines:
-                        line.variants = [v for v in line.variants if v.origin != "htr"]
-                warnings.append(LAYOUT_ONLY_WARNING)
-            if "correction" in steps:
-                warnings.append(CORRECTION_WARNING.format(tier=job["llm_tier"], preset=job["preset"]))
+            warnings = [] if "recognition" in steps else [LAYOUT_ONLY_WARNING]
+            for record in document.processing:
+                warnings += [str(w) for w in record.settings.get("warnings", [])]
             for page in document.pages:
                 warnings += [f"{page.name}: {w}" for w in page.warnings]
             shutil.rmtree(out, ignore_errors=True)  # a previous attempt's files

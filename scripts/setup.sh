@@ -9,6 +9,7 @@ APT_PACKAGES=(
   tesseract-ocr-frk tesseract-ocr-script-latn poppler-utils ghostscript fontconfig zip wamerican wfrench
   fonts-dancingscript fonts-kristi fonts-dkg-handwriting fonts-ecolier-court
   wbritish hunspell-fr hunspell-en-us hunspell-en-gb
+  chromium
 )
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

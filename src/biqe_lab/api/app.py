@@ -199,6 +199,8 @@ def create_app(settings: Optional[Settings] = None) -> FastAPI:
     app.state.settings = settings
     app.state.store = Store(settings.db_path)
     install_error_translator(app)
+    from .portal import router as portal_router  # the customer portal at /portal (imported here: it uses app's routes)
+    app.include_router(portal_router)
 
     @app.middleware("http")
     async def refuse_oversized_uploads(request: Request, call_next):

@@ -144,6 +144,27 @@ CREATE TABLE IF NOT EXISTS usage (
     jobs INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (account_id, month)
 );
+-- the customer portal (biqe_lab.api.users holds their SQL): an account's people, their sessions, sign-in attempts
+CREATE TABLE IF NOT EXISTS users (
+    id TEXT PRIMARY KEY,
+    account_id TEXT NOT NULL REFERENCES accounts(id),
+    email TEXT NOT NULL UNIQUE,
+    password_hash TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    last_login_at TEXT
+);
+CREATE TABLE IF NOT EXISTS portal_sessions (
+    token_hash TEXT PRIMARY KEY,
+    user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    csrf_token TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    expires_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS login_failures (
+    throttle_key TEXT NOT NULL,
+    failed_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS login_failures_key ON login_failures(throttle_key, failed_at);
 """
 
 
@@ -421,6 +442,11 @@ class Store:
     def usage(self, account_id: str) -> list[dict]:
         return self._all("SELECT month, pages, jobs FROM usage WHERE account_id = ? ORDER BY month", (account_id,))
 
+    def list_jobs(self, account_id: str, limit: int = 100) -> list[dict]:
+        """An account's newest jobs first."""
+        return self._all("SELECT * FROM jobs WHERE account_id = ? ORDER BY created_at DESC, rowid DESC LIMIT ?",
+                         (account_id, limit))
+
     # -- webhook outbox --------------------------------------------------------------------------
     def claim_delivery(self, lease_s: float) -> Optional[dict]:
         """The next due delivery, leased for ``lease_s`` seconds so that no other worker sends it meanwhile."""
@@ -450,6 +476,28 @@ class Store:
         if row is None:
             return None
         return {"attempts": row["attempt"], "last_status": row["last_status"], "delivered": bool(row["delivered"])}
+
+    def list_deliveries(self, account_id: str, limit: int = 20) -> list[dict]:
+        """An account's newest webhook deliveries first (one row per event; ``attempt`` counts its tries)."""
+        return self._all("SELECT d.id, d.job_id, d.event, d.url, d.delivery_id, d.attempt, d.last_status, "
+                         "d.last_error, d.delivered, d.next_attempt_at, d.created_at, "
+                         "(SELECT MAX(a.attempted_at) FROM delivery_attempts a WHERE a.delivery_id = d.delivery_id) "
+                         "AS last_attempt_at FROM webhook_deliveries d JOIN jobs j ON j.id = d.job_id "
+                         "WHERE j.account_id = ? ORDER BY d.id DESC LIMIT ?", (account_id, limit))
+
+    def redeliver(self, delivery_row_id: int, account_id: str) -> dict:
+        """Send one of an account's deliveries again: a new outbox row (same event and payload, a new
+        ``X-BIQE-Delivery`` id, the full retry schedule), due now. Another account's is a NotFoundError."""
+        with self._tx() as db:
+            old = db.execute("SELECT d.* FROM webhook_deliveries d JOIN jobs j ON j.id = d.job_id "
+                             "WHERE d.id = ? AND j.account_id = ?", (delivery_row_id, account_id)).fetchone()
+            if old is None:
+                raise NotFoundError(f"no webhook delivery {delivery_row_id}")
+            row = db.execute("INSERT INTO webhook_deliveries (job_id, event, url, payload, delivery_id, "
+                             "next_attempt_at, created_at) VALUES (?,?,?,?,?,?,?) RETURNING *",
+                             (old["job_id"], old["event"], old["url"], old["payload"], str(uuid.uuid4()),
+                              time.time(), iso(utcnow()))).fetchone()
+        return dict(row)
 
     def attempts_log(self, job_id: str) -> list[dict]:
         return self._all("SELECT a.* FROM delivery_attempts a JOIN webhook_deliveries d "

@@ -1,0 +1,120 @@
+"""Showing tables, figures and widgets in a notebook so headless runs (papermill) keep the same pictures."""
+from __future__ import annotations
+
+import base64
+import html
+import io
+from pathlib import Path
+from typing import Iterable, Optional, Union
+
+import pandas as pd
+from matplotlib.figure import Figure
+from PIL import Image
+
+from ..model import Document
+from .overlay import crop_line, png_bytes
+from .review import diff_html
+from .tables import worst_lines as _worst_lines
+from .runs import Run
+
+PERCENT_COLUMNS = ("CER", "WER", "CER corrected", "WER corrected", "share of errors")
+
+
+def _display(obj) -> None:
+    from IPython.display import display
+
+    display(obj)
+
+
+def figure_png(fig: Figure, dpi: int = 110) -> bytes:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi)
+    return buffer.getvalue()
+
+
+def img_tag(png: bytes, alt: str = "", style: str = "") -> str:
+    """An <img> with the PNG embedded (data URI), so HTML reports need no side files."""
+    return (f'<img alt="{html.escape(alt)}" style="{style}" '
+            f'src="data:image/png;base64,{base64.b64encode(png).decode("ascii")}"/>')
+
+
+def table_html(df: pd.DataFrame, percent: Iterable[str] = PERCENT_COLUMNS, digits: int = 2) -> str:
+    """A DataFrame as an HTML table, rates as percentages, no index."""
+    if not len(df):
+        return "<p><i>(empty table)</i></p>"
+    formats = {c: (lambda v, d=digits: "–" if pd.isna(v) else f"{v:.{d}%}") for c in df.columns if c in percent}
+    for c in df.columns:
+        if c not in formats and pd.api.types.is_float_dtype(df[c]):
+            formats[c] = lambda v: "–" if pd.isna(v) else f"{v:.2f}"
+    return df.to_html(index=False, formatters=formats, escape=True, na_rep="–", classes="biqe-table", border=0)
+
+
+class Static:
+    """Rich output with a PNG and/or HTML: shows in JupyterLab, papermill outputs and nbconvert alike."""
+
+    def __init__(self, html_text: str = "", png: Optional[bytes] = None, text: str = "") -> None:
+        self.html, self.png, self.text = html_text, png, text
+
+    def _repr_mimebundle_(self, include=None, exclude=None):
+        bundle = {"text/plain": self.text or "(figure)"}
+        if self.html:
+            bundle["text/html"] = self.html
+        if self.png is not None:
+            bundle["image/png"] = base64.b64encode(self.png).decode("ascii")
+        return bundle
+
+
+def show_table(df: pd.DataFrame, title: str = "", percent: Iterable[str] = PERCENT_COLUMNS) -> pd.DataFrame:
+    """Display ``df`` as a formatted table (rates as percentages) under a small title; returns it."""
+    head = f"<h4>{html.escape(title)}</h4>" if title else ""
+    _display(Static(head + table_html(df, percent), text=df.to_string(index=False)))
+    return df
+
+
+def show_figure(fig: Figure, save_to: Union[str, Path, None] = None, dpi: int = 110) -> bytes:
+    """Display a matplotlib figure as a PNG (the same bytes in Lab and in batch reports); optionally save it."""
+    png = figure_png(fig, dpi)
+    if save_to is not None:
+        Path(save_to).parent.mkdir(parents=True, exist_ok=True)
+        Path(save_to).write_bytes(png)
+    _display(Static(png=png, text=fig.axes[0].get_title(loc="left") if fig.axes else "figure"))
+    return png
+
+
+def show_html(text: str) -> None:
+    _display(Static(text, text=html.unescape(text)))
+
+
+def worst_lines_html(runs: Union[Run, list[Run]], n: int = 8, origin: str = "htr") -> str:
+    """The ``n`` worst lines: line image, reference, recognized text with its character diff, CER."""
+    runs_list = [runs] if isinstance(runs, Run) else list(runs)
+    worst = _worst_lines(runs_list, n, origin)
+    if not len(worst):
+        return "<p>No line with at least 5 reference characters.</p>"
+    docs = {(r.dataset, r.tier): r.document for r in runs_list}
+    images: dict[str, Image.Image] = {}
+    rows = []
+    for _, row in worst.iterrows():
+        document: Document = docs[(row["dataset"], row["tier"])]
+        page = next(p for p in document.pages if p.name == row["page"])
+        line = next(l for l in page.lines if l.id == row["line_id"])
+        if page.name not in images:
+            from ..ingest import open_image
+            images[page.name] = open_image(page.image)
+        crop = crop_line(page, line, images[page.name], height=40)
+        if crop.width > 900:
+            crop = crop.resize((900, max(1, round(crop.height * 900 / crop.width))))
+        conf = "–" if pd.isna(row["confidence"]) else f"{row['confidence']:.2f}"
+        rows.append(
+            f"<tr><td>{html.escape(row['page'])}<br>line {row['line']}<br>CER <b>{row['CER']:.0%}</b>"
+            f"<br>conf. {conf}</td><td>{img_tag(png_bytes(crop), 'line image', 'max-width:100%')}"
+            f"<div style='font-family:monospace'><span style='color:#555'>ref:</span> {html.escape(row['reference'])}"
+            f"<br><span style='color:#555'>htr:</span> {diff_html(row['reference'], row['recognized'])}</div></td></tr>")
+    return ("<table class='worst'><thead><tr><th>where</th><th>line image, reference and recognized text "
+            "(diff from reference)</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>")
+
+
+def show_worst_lines(runs: Union[Run, list[Run]], n: int = 8, origin: str = "htr") -> None:
+    from .review import DIFF_KEY
+
+    show_html(f"<h4>The {n} worst lines</h4>" + DIFF_KEY + worst_lines_html(runs, n, origin))

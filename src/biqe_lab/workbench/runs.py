@@ -1,0 +1,136 @@
+"""Choosing sample pages and running the pipeline for notebooks: one `Run` per dataset and correction tier."""
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional, Sequence, Union
+
+from ..demo import default_datasets
+from ..errors import InputError, NoImagesError
+from ..evaluation import Evaluation, evaluate
+from ..ingest import find_images, ground_truth_for, ingest
+from ..model import Document
+from ..pipeline import PipelineConfig, run_pipeline
+from ..progress import Progress
+
+SAMPLE_DATASET = "peraire/train"
+NO_CORRECTION = "none"
+
+
+def resolve_dataset(dataset: Union[str, Path, None]) -> Path:
+    """A dataset folder: an existing path, else a name under the shared datasets (``peraire/train``).
+
+    Empty or None gives the sample dataset (peraire). The shared folder is ``$BIQE_DATASETS``,
+    else ``../shared/datasets`` beside the project.
+    """
+    text = str(dataset or "").strip() or SAMPLE_DATASET
+    path = Path(text).expanduser()
+    if path.is_dir():
+        return path
+    shared = default_datasets() / text
+    if shared.is_dir():
+        return shared
+    raise InputError(f"dataset {text!r} is neither a folder nor a data set under {default_datasets()}")
+
+
+def dataset_name(folder: Union[str, Path]) -> str:
+    """A short readable name: the path below ``datasets/`` (``peraire/train``), else the folder name."""
+    parts = Path(folder).resolve().parts
+    if "datasets" in parts:
+        below = parts[len(parts) - parts[::-1].index("datasets"):]
+        if below:
+            return "/".join(below)
+    return Path(folder).name
+
+
+def sample_images(folder: Union[str, Path], pages: Optional[int] = None) -> list[Path]:
+    """The first ``pages`` images of ``folder`` (natural order) that have ground truth (.xml or .gt.txt).
+
+    The same pages ``biqe-lab evaluate FOLDER --limit N`` takes.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise InputError(f"dataset folder {folder} does not exist")
+    if pages is not None and pages < 1:
+        raise InputError(f"the page limit must be at least 1, got {pages}")
+    found = [p for p in find_images(folder)
+             if ground_truth_for(p) or p.with_name(p.stem + ".gt.txt").is_file()][: pages or None]
+    if not found:
+        raise NoImagesError(f"no page in {folder} has a same-named ground-truth .xml or .gt.txt")
+    return found
+
+
+def languages_of(value: Union[str, Sequence[str]]) -> tuple[str, ...]:
+    """``"fra+eng"`` or ``["fra", "eng"]`` -> ``("fra", "eng")``."""
+    if isinstance(value, str):
+        value = value.replace(",", "+").split("+")
+    return tuple(v.strip() for v in value if v and v.strip())
+
+
+def make_config(layout: str = "ground-truth", engine: str = "tesseract", model: Optional[str] = None,
+                languages: Union[str, Sequence[str]] = "fra+eng", tier: str = NO_CORRECTION,
+                preset: Optional[str] = None, **extra) -> PipelineConfig:
+    """A PipelineConfig from notebook parameters; ``tier`` other than "none" needs the correction step."""
+    kwargs = dict(layout=layout, engine=engine or "auto", model=model or None, languages=languages_of(languages),
+                  **extra)
+    tier = tier or NO_CORRECTION
+    names = {f.name for f in dataclasses.fields(PipelineConfig)}
+    if "correction" in names:
+        kwargs["correction"] = tier
+        if "preset" in names and preset:
+            kwargs["preset"] = preset
+    elif tier != NO_CORRECTION:
+        raise InputError(f"correction tier {tier!r} is not available in this version of biqe_lab; use tier 'none'")
+    return PipelineConfig(**kwargs)
+
+
+@dataclass
+class Run:
+    """One processed sample: which dataset, which tier, the document and its evaluations."""
+
+    dataset: str
+    tier: str
+    document: Document
+    config: PipelineConfig
+    seconds: float = 0.0
+    htr: Optional[Evaluation] = None
+    corrected: Optional[Evaluation] = None
+    settings: dict = field(default_factory=dict)
+
+    def evaluate(self) -> "Run":
+        """Score the raw recognition (``htr``) and, when a correction tier ran, the standing text."""
+        self.htr = evaluate(self.document, "htr")
+        self.corrected = evaluate(self.document, "current") if self.tier != NO_CORRECTION else None
+        return self
+
+
+def process_dataset(dataset: Union[str, Path, None] = None, pages: Optional[int] = 2, layout: str = "ground-truth",
+                    engine: str = "tesseract", model: Optional[str] = None,
+                    languages: Union[str, Sequence[str]] = "fra+eng", tier: str = NO_CORRECTION,
+                    preset: Optional[str] = None, progress: Optional[Progress] = None) -> Run:
+    """Ingest the first ``pages`` ground-truth pages of ``dataset``, run the pipeline and evaluate."""
+    folder = resolve_dataset(dataset)
+    config = make_config(layout, engine, model, languages, tier, preset)
+    document = ingest(sample_images(folder, pages), name=dataset_name(folder).replace("/", "_"))
+    t0 = time.perf_counter()
+    run_pipeline(document, config, progress=progress)
+    run = Run(dataset=dataset_name(folder), tier=tier or NO_CORRECTION, document=document, config=config,
+              seconds=round(time.perf_counter() - t0, 2),
+              settings={"dataset": str(folder), "pages": pages, "layout": layout, "engine": engine,
+                        "model": model or None, "languages": "+".join(languages_of(languages)),
+                        "tier": tier or NO_CORRECTION, "preset": preset or None})
+    return run.evaluate()
+
+
+def process_grid(datasets: Sequence[Union[str, Path]], tiers: Sequence[str] = (NO_CORRECTION,),
+                 pages: Optional[int] = 2, **options) -> list[Run]:
+    """``process_dataset`` for every dataset x tier (e.g. for the per-dataset and per-tier tables)."""
+    return [process_dataset(d, pages=pages, tier=t, **options) for d in datasets for t in tiers]
+
+
+def load_run(document_json: Union[str, Path], dataset: Optional[str] = None, tier: str = NO_CORRECTION) -> Run:
+    """A Run from a saved ``document.json`` (e.g. ``biqe-lab evaluate --save-document``)."""
+    document = Document.load(document_json)
+    return Run(dataset=dataset or document.name, tier=tier, document=document, config=PipelineConfig()).evaluate()

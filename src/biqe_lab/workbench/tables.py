@@ -1,0 +1,155 @@
+"""Evaluation as pandas tables: per page, per dataset, per tier, per line, and character confusions."""
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+from typing import Iterable, Optional, Sequence
+
+import pandas as pd
+from rapidfuzz.distance import Levenshtein
+
+from ..evaluation import hypothesis, match_lines, normalize, score_pairs
+from ..ingest import read_ground_truth
+from ..model import Line, Page
+from .runs import NO_CORRECTION, Run
+
+EMPTY = "∅"
+SPACE = "␣"
+
+
+def char_ops(a: str, b: str) -> list[tuple[str, str, str]]:
+    """The minimal character edit from ``a`` to ``b`` as (op, a_part, b_part) spans.
+
+    ``op`` is equal, replace, delete or insert; the same Levenshtein alignment as the CER counts.
+    """
+    return [(op.tag, a[op.src_start:op.src_end], b[op.dest_start:op.dest_end])
+            for op in Levenshtein.opcodes(a, b)]
+
+
+def _visible(ch: str) -> str:
+    return SPACE if ch == " " else (ch or EMPTY)
+
+
+def confusions(pairs: Iterable[tuple[str, str]]) -> Counter:
+    """Counts of character errors (reference char, recognized char); ∅ marks a deletion or insertion."""
+    counts: Counter = Counter()
+    for ref, hyp in pairs:
+        ref, hyp = normalize(ref), normalize(hyp)
+        for op, a, b in char_ops(ref, hyp):
+            if op == "replace":
+                for x, y in zip(a, b):
+                    counts[(_visible(x), _visible(y))] += 1
+            elif op == "delete":
+                counts.update((_visible(x), EMPTY) for x in a)
+            elif op == "insert":
+                counts.update((EMPTY, _visible(y)) for y in b)
+    return counts
+
+
+def _runs(runs: Run | Sequence[Run]) -> list[Run]:
+    return [runs] if isinstance(runs, Run) else list(runs)
+
+
+def page_table(runs: Run | Sequence[Run]) -> pd.DataFrame:
+    """One row per page and run: lines, reference characters, errors, CER and WER (and CER after correction).
+
+    The numbers are those of :func:`biqe_lab.evaluation.evaluate` (``biqe-lab evaluate``).
+    """
+    rows = []
+    for run in _runs(runs):
+        corrected = {p.page: p.rates for p in run.corrected.per_page} if run.corrected else {}
+        for p in run.htr.per_page:
+            row = {"dataset": run.dataset, "tier": run.tier, "page": p.page, "lines": p.lines,
+                   "ref_chars": p.rates.ref_chars, "char_errors": p.rates.char_errors,
+                   "CER": p.rates.cer, "WER": p.rates.wer}
+            if p.page in corrected:
+                row["CER corrected"] = corrected[p.page].cer
+                row["WER corrected"] = corrected[p.page].wer
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def dataset_table(runs: Run | Sequence[Run]) -> pd.DataFrame:
+    """One row per dataset and tier: corpus totals (errors over all reference characters, not a mean of pages)."""
+    rows = []
+    for run in _runs(runs):
+        row = {"dataset": run.dataset, "tier": run.tier, "pages": len(run.htr.per_page), "lines": run.htr.lines,
+               "ref_chars": run.htr.total.ref_chars, "char_errors": run.htr.total.char_errors,
+               "CER": run.htr.cer, "WER": run.htr.wer}
+        if run.corrected is not None:
+            row["CER corrected"] = run.corrected.cer
+            row["WER corrected"] = run.corrected.wer
+        row["seconds"] = run.seconds
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def tier_table(runs: Run | Sequence[Run]) -> pd.DataFrame:
+    """CER per dataset (rows) and tier (columns): raw recognition, then the text after each tier's correction."""
+    rows: dict[str, dict] = {}
+    for run in _runs(runs):
+        row = rows.setdefault(run.dataset, {"dataset": run.dataset})
+        row.setdefault("htr (no correction)", run.htr.cer)
+        if run.tier != NO_CORRECTION and run.corrected is not None:
+            row[run.tier] = run.corrected.cer
+    return pd.DataFrame(list(rows.values()))
+
+
+def _page_line_pairs(page: Page, threshold: float = 0.1) -> list[tuple[str, Optional[Line]]]:
+    """(reference text, recognized line) per line, paired as :func:`biqe_lab.evaluation.page_pairs` pairs them."""
+    if any(line.reference is not None for line in page.lines):
+        return [(line.reference or "", line) for line in page.lines]
+    if page.ground_truth is None:
+        return []
+    _, reference = read_ground_truth(Path(page.ground_truth), page.image)
+    matched, missed, extra = match_lines(page.lines, reference, threshold)
+    return ([(ref.reference or "", pred) for ref, pred in matched] + [(ref.reference or "", None) for ref in missed]
+            + [("", pred) for pred in extra])
+
+
+def line_table(runs: Run | Sequence[Run], origin: str = "htr") -> pd.DataFrame:
+    """One row per line: reference, recognized text (``origin``), line confidence, errors and CER.
+
+    Summing ``char_errors`` and ``ref_chars`` gives the corpus CER of ``evaluate``.
+    """
+    rows = []
+    for run in _runs(runs):
+        for page in run.document.pages:
+            if page.error is not None:
+                continue
+            for index, (ref, line) in enumerate(_page_line_pairs(page)):
+                hyp = hypothesis(line, origin) if line is not None else ""
+                variant = (line.current() if origin == "current" else line.variant(origin)) if line else None
+                rates = score_pairs([(ref, hyp)])
+                rows.append({"dataset": run.dataset, "tier": run.tier, "page": page.name, "line": index + 1,
+                             "line_id": line.id if line else None, "reference": normalize(ref),
+                             "recognized": normalize(hyp),
+                             "confidence": variant.confidence if variant else None,
+                             "ref_chars": rates.ref_chars, "char_errors": rates.char_errors,
+                             "CER": rates.cer if rates.ref_chars else None})
+    return pd.DataFrame(rows)
+
+
+def confusion_table(runs: Run | Sequence[Run], origin: str = "htr", top: int = 15,
+                    substitutions_only: bool = False) -> pd.DataFrame:
+    """The ``top`` most frequent character errors: reference char, recognized char (∅: none), count, share.
+
+    The share is of all character errors, also with ``substitutions_only``.
+    """
+    lines = line_table(runs, origin)
+    counts = confusions(zip(lines["reference"], lines["recognized"])) if len(lines) else Counter()
+    total = sum(counts.values())
+    if substitutions_only:
+        counts = Counter({k: n for k, n in counts.items() if EMPTY not in k})
+    return pd.DataFrame([{"reference": a, "recognized": b, "count": n, "share of errors": n / total}
+                         for (a, b), n in counts.most_common(top)],
+                        columns=["reference", "recognized", "count", "share of errors"])
+
+
+def worst_lines(runs: Run | Sequence[Run], n: int = 8, origin: str = "htr", min_chars: int = 5) -> pd.DataFrame:
+    """The ``n`` lines with the highest CER among lines of at least ``min_chars`` reference characters."""
+    lines = line_table(runs, origin)
+    if not len(lines):
+        return lines
+    lines = lines[(lines["ref_chars"] >= min_chars) & lines["line_id"].notna()]
+    return lines.sort_values(["CER", "ref_chars"], ascending=[False, False]).head(n).reset_index(drop=True)

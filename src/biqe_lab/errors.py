@@ -97,6 +97,13 @@ class ExportError(BiqeError):
     exit_code = 10
 
 
+class NotebookError(BiqeError):
+    """A notebook run by `biqe-lab batch` failed in one of its cells (its report shows the error)."""
+
+    code = "notebook_failed"
+    exit_code = 12
+
+
 class CancelledError(BiqeError):
     """The run was cancelled by its caller (between pages or steps)."""
 

@@ -10,6 +10,7 @@ APT_PACKAGES=(
   fonts-dancingscript fonts-kristi fonts-dkg-handwriting fonts-ecolier-court
   wbritish hunspell-fr hunspell-en-us hunspell-en-gb
   chromium
+  redis-server postgresql
 )
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

@@ -367,5 +367,55 @@ def keys_revoke(key_id):
     click.echo(f"revoked {record['id']} ({record['prefix']}..., {record['label']}) at {record['revoked_at']}")
 
 
+@main.group()
+def users() -> None:
+    """People who sign in to the customer portal (/portal) for an account."""
+
+
+def _read_password_twice() -> str:
+    """The new password, typed twice (hidden) on a terminal, or two lines of standard input."""
+    if sys.stdin.isatty():
+        return click.prompt("Password", hide_input=True, confirmation_prompt="Repeat the password")
+    lines = [sys.stdin.readline().rstrip("\r\n") for _ in range(2)]
+    if lines[0] != lines[1]:
+        raise InputError("the two passwords on standard input differ (give the password twice, one per line)")
+    return lines[0]
+
+
+@users.command("create")
+@click.option("--account", "account_name", required=True)
+@click.option("--email", required=True)
+@translate_errors
+def users_create(account_name, email):
+    """Create a portal user; reads the password twice from standard input (hidden on a terminal)."""
+    from .api.users import Users
+
+    user = Users(_store()).create(account_name, email, _read_password_twice())
+    click.echo(f"user {user['email']} ({user['id']}) can now sign in at /portal/login")
+
+
+@users.command("list")
+@click.option("--account", "account_name", default=None)
+@translate_errors
+def users_list(account_name):
+    """Portal users with their accounts and last sign-in."""
+    from .api.users import Users
+
+    for u in Users(_store()).list(account_name):
+        click.echo(f"{u['email']:<32} {u['account']:<16} created {u['created_at']}  "
+                   f"last sign-in {u['last_login_at'] or 'never'}")
+
+
+@users.command("delete")
+@click.argument("email")
+@translate_errors
+def users_delete(email):
+    """Delete a portal user (their sessions end at once)."""
+    from .api.users import Users
+
+    Users(_store()).delete(email)
+    click.echo(f"deleted {email}")
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -447,6 +447,21 @@ def test_wrong_passwords_are_rate_limited(portal, browser, shots):
     other.close()
 
 
+def test_many_emails_from_one_address_are_rate_limited_too(portal, monkeypatch):
+    """Password spraying: failures for different emails from one address add up to a lock on the address."""
+    from biqe_lab.api import users as users_module
+
+    monkeypatch.setattr(users_module, "MAX_ADDRESS_FAILURES", 3)
+    users = users_module.Users(portal.store)
+    for i in range(3):
+        with pytest.raises(users_module.SignInError):
+            users.sign_in(f"nobody{i}@spray.example", "wrong password", "192.0.2.7")
+    with pytest.raises(users_module.TooManyAttemptsError, match="from your network"):
+        users.sign_in(ALICE, PASSWORD, "192.0.2.7")  # the right password, but from the locked address
+    session, token = users.sign_in(ALICE, PASSWORD, "192.0.2.8")  # another address is fine
+    assert session.email == ALICE and users.session(token) == session
+
+
 def test_sign_out_ends_the_session(portal, browser):
     context, page = sign_in(browser, portal, ALICE, "/portal/usage")
     token = next(c["value"] for c in context.cookies() if c["name"] == "biqe_portal")

@@ -74,7 +74,9 @@ def _users(request: Request) -> Users:
 
 
 def _secure(request: Request) -> bool:
-    return request.url.scheme == "https"
+    """Cookies are Secure when this request came over https or the server's public URL is https."""
+    public_url = getattr(_settings(request), "public_url", None) or ""
+    return request.url.scheme == "https" or public_url.startswith("https://")
 
 
 def _when(value: Optional[str]) -> str:

@@ -20,8 +20,10 @@ from .store import Store, hash_key, iso, utcnow
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**16, 8, 2
 MIN_PASSWORD_LENGTH = 10
 SESSION_HOURS = 12.0
-# Sign-in throttling: this many failures for one email from one address within the window lock that pair out.
+# Sign-in throttling: this many failures for one email from one address within the window lock that pair out;
+# MAX_ADDRESS_FAILURES failures from one address (any emails: password spraying) lock the address out.
 MAX_FAILURES = 5
+MAX_ADDRESS_FAILURES = 50
 FAILURE_WINDOW_S = 15 * 60
 
 
@@ -137,20 +139,24 @@ class Users:
 
         Failures are counted per (email, client address); after MAX_FAILURES within FAILURE_WINDOW_S the
         pair is refused with TooManyAttemptsError, even with the right password, until the window passes.
+        MAX_ADDRESS_FAILURES failures from one address, whatever the emails, lock out the address likewise.
         """
         email = normalize_email(email)
         throttle_key = hash_key(f"{email}|{client_ip}")
-        wait_s = self._locked_for(throttle_key)
-        if wait_s:
-            minutes = max(1, -(-int(wait_s) // 60))
-            raise TooManyAttemptsError(f"Too many failed sign-in attempts for this email from your network. "
-                                       f"Try again in {minutes} minute{'s' if minutes > 1 else ''}.",
-                                       retry_after=int(wait_s) + 1)
+        address_key = hash_key(f"address|{client_ip}")
+        for key, limit, whom in ((throttle_key, MAX_FAILURES, "for this email from your network"),
+                                 (address_key, MAX_ADDRESS_FAILURES, "from your network")):
+            wait_s = self._locked_for(key, limit)
+            if wait_s:
+                minutes = max(1, -(-int(wait_s) // 60))
+                raise TooManyAttemptsError(f"Too many failed sign-in attempts {whom}. "
+                                           f"Try again in {minutes} minute{'s' if minutes > 1 else ''}.",
+                                           retry_after=int(wait_s) + 1)
         user = self.store._one("SELECT * FROM users WHERE email = ?", (email,))
         if not verify_password(password, user["password_hash"] if user else _dummy_hash()) or user is None:
             with self.store._tx() as db:
-                db.execute("INSERT INTO login_failures (throttle_key, failed_at) VALUES (?, ?)",
-                           (throttle_key, time.time()))
+                for key in (throttle_key, address_key):
+                    db.execute("INSERT INTO login_failures (throttle_key, failed_at) VALUES (?, ?)", (key, time.time()))
             raise SignInError("Incorrect email or password.")
         token = secrets.token_urlsafe(32)
         now = utcnow()
@@ -167,12 +173,12 @@ class Users:
         assert session is not None
         return session, token
 
-    def _locked_for(self, throttle_key: str) -> float:
+    def _locked_for(self, throttle_key: str, limit: int) -> float:
         """Seconds until ``throttle_key`` may try again (0 when it may now)."""
         since = time.time() - FAILURE_WINDOW_S
         rows = self.store._all("SELECT failed_at FROM login_failures WHERE throttle_key = ? AND failed_at > ? "
-                               "ORDER BY failed_at DESC LIMIT ?", (throttle_key, since, MAX_FAILURES))
-        if len(rows) < MAX_FAILURES:
+                               "ORDER BY failed_at DESC LIMIT ?", (throttle_key, since, limit))
+        if len(rows) < limit:
             return 0.0
         return max(0.0, rows[-1]["failed_at"] + FAILURE_WINDOW_S - time.time())
 

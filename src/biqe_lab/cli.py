@@ -290,19 +290,62 @@ def serve(host, port, workers):
 
 
 @main.command()
+@click.option("--queue", type=click.Choice(["local", "celery"]), default=None,
+              help="local: poll the job store (the embedded default); celery: consume Celery tasks from "
+                   "BIQE_BROKER_URL. Default: BIQE_QUEUE, else local.")
+@click.option("--only", type=click.Choice(["jobs", "webhooks"]), default=None,
+              help="With --queue celery: consume only job tasks, or only webhook deliveries (8 threads).")
 @translate_errors
-def worker():
+def worker(queue, only):
     """Run one job worker (claims queued jobs, delivers webhooks) until SIGTERM/SIGINT."""
+    from .api.settings import Settings
+
+    settings = Settings.from_env(**({"queue": queue} if queue else {}))
+    if settings.queue == "celery":
+        from .api.celery_worker import run_celery_worker
+
+        run_celery_worker(settings, only=only)
+        return
+    if only:
+        raise InputError("--only needs --queue celery (a local worker runs jobs and webhooks)")
     from .api.worker import run_worker
 
-    run_worker()
+    run_worker(settings)
+
+
+@main.group()
+def db() -> None:
+    """The job store's database (BIQE_DATABASE_URL, else SQLite in BIQE_DATA_DIR) and its migrations."""
+
+
+@db.command("upgrade")
+@translate_errors
+def db_upgrade():
+    """Migrate the database to this build's schema, revision by revision (data kept); a database made
+    before migrations existed is recognized. The server and workers also do this when they start."""
+    from .api.db import make_engine, upgrade
+    from .api.settings import Settings
+
+    before, after = upgrade(make_engine(Settings.from_env().db_url))
+    click.echo(f"database at revision {after}" + ("" if before == after else f" (was {before or 'empty'})"))
+
+
+@db.command("current")
+@translate_errors
+def db_current():
+    """Print the database's revision and this build's newest one."""
+    from .api.db import current_revision, head_revision, make_engine
+    from .api.settings import Settings
+
+    with make_engine(Settings.from_env().db_url).connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        click.echo(f"database: {current_revision(conn) or 'empty'}  this build: {head_revision()}")
 
 
 def _store():
     from .api.settings import Settings
     from .api.store import Store
 
-    return Store(Settings.from_env().db_path)
+    return Store(Settings.from_env().db_url)
 
 
 @main.group()

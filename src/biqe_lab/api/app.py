@@ -20,6 +20,7 @@ from ..errors import BiqeError
 from ..pdf import PDF_FORMATS
 from ..pipeline import PIPELINE_STEPS, parse_steps
 from ..version import __version__
+from .dispatch import make_dispatcher
 from .settings import Settings
 from .store import NotFoundError, Store, iso, result_url, status_url, utcnow
 from .validation import (DEFAULT_LLM_TIER, DEFAULT_PDF_FORMAT, DEFAULT_PRESET, LLM_TIERS, PRESETS,
@@ -197,7 +198,8 @@ def create_app(settings: Optional[Settings] = None) -> FastAPI:
                   description="Handwritten text recognition jobs: upload a ZIP of page images, poll, fetch "
                               "PageXML/ALTO (and a searchable PDF) as a ZIP; signed webhooks on completion.")
     app.state.settings = settings
-    app.state.store = Store(settings.db_path)
+    app.state.store = Store(settings.db_url)
+    app.state.dispatcher = make_dispatcher(settings, app.state.store)  # BIQE_QUEUE: local polling or Celery
     install_error_translator(app)
     from .portal import router as portal_router  # the customer portal at /portal (imported here: it uses app's routes)
     app.include_router(portal_router)
@@ -267,6 +269,8 @@ def create_app(settings: Optional[Settings] = None) -> FastAPI:
             raise
         if not created:
             shutil.rmtree(target, ignore_errors=True)
+        else:
+            request.app.state.dispatcher.enqueue(stored["id"])
         body = {"job_id": stored["id"], "state": stored["state"], "page_count": stored["page_count"],
                 "created_at": stored["created_at"], "expires_at": stored["expires_at"],
                 "status_url": status_url(stored), "result_url": result_url(stored)}
@@ -299,9 +303,11 @@ def create_app(settings: Optional[Settings] = None) -> FastAPI:
     @app.delete("/v1/process-scan/{job_id}", response_model=JobStatus, response_model_exclude_unset=True,
                 tags=["jobs"],
                 responses={**_ERRORS, 409: {"model": ErrorBody, "description": "the job already ended"}})
-    def job_cancel(job_id: str, account: AccountDep, store: StoreDep) -> dict[str, Any]:
+    def job_cancel(request: Request, job_id: str, account: AccountDep, store: StoreDep) -> dict[str, Any]:
         """Cancel a queued or processing job (a running pipeline stops at the next page or step)."""
-        return job_view(store.cancel(job_id, account["id"]), store)
+        job = store.cancel(job_id, account["id"])
+        request.app.state.dispatcher.revoke(job_id)
+        return job_view(job, store)
 
     @app.get("/v1/usage", response_model=Usage, tags=["account"], responses={401: _ERRORS[401]})
     def usage(account: AccountDep, store: StoreDep) -> dict[str, Any]:

@@ -1,6 +1,7 @@
 """Settings of the job API and worker, read once from BIQE_* environment variables into one dataclass."""
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -10,6 +11,7 @@ from urllib.parse import urlsplit
 from ..errors import InputError
 
 DEFAULT_BACKOFF = (1.0, 5.0, 25.0, 125.0, 625.0)
+QUEUES = ("local", "celery")  # local: workers poll the job store; celery: tasks on a Redis broker
 
 
 def _parse_backoff(value: str) -> tuple[float, ...]:
@@ -40,6 +42,11 @@ class Settings:
     llm_base_url: Optional[str] = None
     llm_model: Optional[str] = None
     llm_api_key: Optional[str] = field(default=None, repr=False)
+    # Production mode (README "Production mode"): the database, the queue and the workers' pipeline.
+    database_url: Optional[str] = field(default=None, repr=False)  # SQLAlchemy URL; None: SQLite in data_dir
+    queue: str = "local"
+    broker_url: Optional[str] = field(default=None, repr=False)  # Celery broker, e.g. redis://host:6379/0
+    pipeline_config: Optional[str] = None  # JSON object of PipelineConfig fields over the workers' default
     # Operating knobs that are not environment variables (tests pass other values).
     heartbeat_interval_s: float = 5.0  # how often a running job's heartbeat is written
     heartbeat_timeout_s: float = 120.0  # a processing job silent this long has a dead worker
@@ -51,6 +58,19 @@ class Settings:
     @property
     def db_path(self) -> Path:
         return self.data_dir / "biqe.sqlite3"
+
+    @property
+    def db_url(self) -> str:
+        """The job store's SQLAlchemy URL: BIQE_DATABASE_URL, else the SQLite file in the data directory."""
+        return self.database_url or f"sqlite:///{self.db_path}"
+
+    @property
+    def pipeline_overrides(self) -> dict:
+        """BIQE_PIPELINE_CONFIG as a dict (lists become tuples, as PipelineConfig's fields are)."""
+        if not self.pipeline_config:
+            return {}
+        values = json.loads(self.pipeline_config)
+        return {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
 
     @property
     def jobs_dir(self) -> Path:
@@ -78,13 +98,17 @@ class Settings:
                 values["max_pages"] = int(env["BIQE_MAX_PAGES"])
             if env.get("BIQE_RESULT_TTL_HOURS"):
                 values["result_ttl_hours"] = float(env["BIQE_RESULT_TTL_HOURS"])
+            for key in ("heartbeat_interval_s", "heartbeat_timeout_s"):
+                if env.get(f"BIQE_{key.upper()}"):
+                    values[key] = float(env[f"BIQE_{key.upper()}"])
         except ValueError as exc:
             raise InputError(f"bad number in a BIQE_* setting: {exc}") from exc
         if env.get("BIQE_WEBHOOK_BACKOFF"):
             values["webhook_backoff"] = _parse_backoff(env["BIQE_WEBHOOK_BACKOFF"])
         if env.get("BIQE_ALLOW_INSECURE_WEBHOOKS"):
             values["allow_insecure_webhooks"] = _flag(env["BIQE_ALLOW_INSECURE_WEBHOOKS"])
-        for key in ("public_url", "llm_base_url", "llm_model", "llm_api_key"):
+        for key in ("public_url", "llm_base_url", "llm_model", "llm_api_key", "database_url", "queue", "broker_url",
+                    "pipeline_config"):
             if env.get(f"BIQE_{key.upper()}"):
                 values[key] = env[f"BIQE_{key.upper()}"]
         values.update(overrides)
@@ -93,4 +117,25 @@ class Settings:
             if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
                 raise InputError(f"BIQE_PUBLIC_URL {values['public_url']!r} is not an http(s) base URL")
             values["public_url"] = str(values["public_url"]).rstrip("/")
+        _check_production(values)
         return cls(**values)
+
+
+def _check_production(values: dict) -> None:
+    """BIQE_QUEUE, BIQE_BROKER_URL, BIQE_DATABASE_URL and BIQE_PIPELINE_CONFIG make sense together."""
+    queue = str(values.get("queue", "local")).strip().lower()
+    if queue not in QUEUES:
+        raise InputError(f"BIQE_QUEUE must be one of {', '.join(QUEUES)}, got {values['queue']!r}")
+    values["queue"] = queue
+    if queue == "celery" and not values.get("broker_url"):
+        raise InputError("BIQE_QUEUE=celery needs BIQE_BROKER_URL (e.g. redis://127.0.0.1:6379/0)")
+    url = values.get("database_url")
+    if url and not str(url).startswith(("sqlite", "postgresql")):
+        raise InputError(f"BIQE_DATABASE_URL must be a sqlite:/// or postgresql+psycopg:// URL, got {url!r}")
+    if values.get("pipeline_config"):
+        try:
+            parsed = json.loads(values["pipeline_config"])
+        except ValueError as exc:
+            raise InputError(f"BIQE_PIPELINE_CONFIG is not JSON: {exc}") from exc
+        if not isinstance(parsed, dict):
+            raise InputError("BIQE_PIPELINE_CONFIG must be a JSON object of PipelineConfig fields")

@@ -1,18 +1,26 @@
-"""The job store: SQLite tables for accounts, API keys, jobs, the webhook outbox and usage; owns every state change."""
+"""The job store: accounts, API keys, jobs, the webhook outbox and usage over SQLAlchemy; owns every state change."""
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 import secrets
-import sqlite3
-import threading
 import time
 import uuid
+from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Iterable, Optional
+from typing import Any, Iterator, Optional
+
+from sqlalchemy import (ColumnElement, Connection, Engine, case, func, insert, literal_column, or_, select, text,
+                        update)
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import IntegrityError  # noqa: F401 - what a duplicate raises, on every database
 
 from ..errors import BiqeError, InputError
+from .db import make_engine, upgrade as migrate
+from .schema import accounts, api_keys, delivery_attempts, jobs, usage, webhook_deliveries
 
 KEY_PREFIX = "biqe_live_"
 STATES = ("queued", "processing", "done", "failed", "cancelled")
@@ -66,160 +74,63 @@ def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS accounts (
-    id TEXT PRIMARY KEY,
-    name TEXT NOT NULL UNIQUE,
-    webhook_secret TEXT NOT NULL,
-    created_at TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS api_keys (
-    id TEXT PRIMARY KEY,
-    account_id TEXT NOT NULL REFERENCES accounts(id),
-    label TEXT NOT NULL,
-    prefix TEXT NOT NULL,
-    key_hash TEXT NOT NULL UNIQUE,
-    created_at TEXT NOT NULL,
-    last_used_at TEXT,
-    revoked_at TEXT
-);
-CREATE TABLE IF NOT EXISTS jobs (
-    id TEXT PRIMARY KEY,
-    account_id TEXT NOT NULL REFERENCES accounts(id),
-    state TEXT NOT NULL CHECK (state IN ('queued','processing','done','failed','cancelled')),
-    page_count INTEGER NOT NULL,
-    current_step TEXT,
-    created_at TEXT NOT NULL,
-    started_at TEXT,
-    finished_at TEXT,
-    expires_at TEXT NOT NULL,
-    error_message TEXT,
-    warning_message TEXT,
-    llm_tier TEXT NOT NULL,
-    preset TEXT NOT NULL,
-    pdf_format TEXT NOT NULL,
-    pipeline_steps TEXT NOT NULL,
-    webhook_url TEXT,
-    base_url TEXT NOT NULL,
-    options TEXT NOT NULL DEFAULT '{}',
-    attempts INTEGER NOT NULL DEFAULT 0,
-    heartbeat_at REAL,
-    worker_id TEXT,
-    idempotency_key TEXT,
-    request_hash TEXT,
-    result_expired_at TEXT
-);
-CREATE INDEX IF NOT EXISTS jobs_queue ON jobs(state, created_at);
-CREATE INDEX IF NOT EXISTS jobs_account ON jobs(account_id, created_at);
-CREATE UNIQUE INDEX IF NOT EXISTS jobs_idempotency ON jobs(account_id, idempotency_key)
-    WHERE idempotency_key IS NOT NULL;
-CREATE TABLE IF NOT EXISTS webhook_deliveries (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    job_id TEXT NOT NULL REFERENCES jobs(id),
-    event TEXT NOT NULL,
-    url TEXT NOT NULL,
-    payload TEXT NOT NULL,
-    delivery_id TEXT NOT NULL UNIQUE,
-    attempt INTEGER NOT NULL DEFAULT 0,
-    next_attempt_at REAL,
-    last_status INTEGER,
-    last_error TEXT,
-    delivered INTEGER NOT NULL DEFAULT 0,
-    created_at TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS deliveries_due ON webhook_deliveries(delivered, next_attempt_at);
-CREATE TABLE IF NOT EXISTS delivery_attempts (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    delivery_id TEXT NOT NULL,
-    attempt INTEGER NOT NULL,
-    attempted_at TEXT NOT NULL,
-    status_code INTEGER,
-    error TEXT,
-    duration_ms REAL
-);
-CREATE TABLE IF NOT EXISTS usage (
-    account_id TEXT NOT NULL REFERENCES accounts(id),
-    month TEXT NOT NULL,
-    pages INTEGER NOT NULL DEFAULT 0,
-    jobs INTEGER NOT NULL DEFAULT 0,
-    PRIMARY KEY (account_id, month)
-);
--- the customer portal (biqe_lab.api.users holds their SQL): an account's people, their sessions, sign-in attempts
-CREATE TABLE IF NOT EXISTS users (
-    id TEXT PRIMARY KEY,
-    account_id TEXT NOT NULL REFERENCES accounts(id),
-    email TEXT NOT NULL UNIQUE,
-    password_hash TEXT NOT NULL,
-    created_at TEXT NOT NULL,
-    last_login_at TEXT
-);
-CREATE TABLE IF NOT EXISTS portal_sessions (
-    token_hash TEXT PRIMARY KEY,
-    user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
-    csrf_token TEXT NOT NULL,
-    created_at TEXT NOT NULL,
-    expires_at REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS login_failures (
-    throttle_key TEXT NOT NULL,
-    failed_at REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS login_failures_key ON login_failures(throttle_key, failed_at);
-"""
-
-
 class Store:
-    """SQLite in WAL mode, one connection per thread; safe to share between threads and processes."""
+    """The job store over SQLAlchemy Core, on SQLite (WAL; the embedded default) or PostgreSQL.
 
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._local = threading.local()
-        self._conn().executescript(SCHEMA)  # IF NOT EXISTS: safe when several processes start at once
+    Safe to share between threads and processes: every state change is one atomic statement or
+    one transaction (SQLite: BEGIN IMMEDIATE; PostgreSQL: row locks, SKIP LOCKED for claims).
+    The schema is migrated (Alembic) when a Store opens a database.
+    """
+
+    def __init__(self, url: str | Path, engine: Optional[Engine] = None) -> None:
+        """``url``: a SQLAlchemy URL (``sqlite:///...``, ``postgresql+psycopg://...``) or a SQLite file path."""
+        text_url = str(url)
+        self.url = text_url if "://" in text_url else f"sqlite:///{Path(text_url)}"
+        self.engine = engine or make_engine(self.url)
+        self.dialect = self.engine.dialect.name
+        database = self.engine.url.database
+        self.path = Path(database) if self.dialect == "sqlite" and database else None
+        migrate(self.engine, fast_create=True)  # several processes may start at once: one migrates
+        # ties between jobs created in the same millisecond: insertion order on SQLite, the id elsewhere
+        self._seq = literal_column("jobs.rowid") if self.dialect == "sqlite" else jobs.c.id
 
     # -- connections -------------------------------------------------------------------------
-    def _conn(self) -> sqlite3.Connection:
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
-            conn.row_factory = sqlite3.Row
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute("PRAGMA foreign_keys=ON")
-            conn.execute("PRAGMA busy_timeout=30000")
-            self._local.conn = conn
-        return conn
+    @contextmanager
+    def _tx(self) -> Iterator["_Db"]:
+        """A write transaction (SQLite: BEGIN IMMEDIATE, writers queue on the lock: no upgrade deadlocks)."""
+        with self.engine.begin() as conn:
+            yield _Db(conn)
 
-    class _Tx:
-        def __init__(self, conn: sqlite3.Connection) -> None:
-            self.conn = conn
+    @contextmanager
+    def _read(self) -> Iterator["_Db"]:
+        """Reads (and single-statement writes) without a transaction around them."""
+        with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            yield _Db(conn)
 
-        def __enter__(self) -> sqlite3.Connection:
-            self.conn.execute("BEGIN IMMEDIATE")
-            return self.conn
+    def _conn(self) -> "_Db":
+        """A connection in autocommit mode for one-off SQL (tests, scripts): ``_conn().execute(sql, params)``."""
+        return _Db(None, self.engine)
 
-        def __exit__(self, exc_type, exc, tb) -> None:
-            self.conn.execute("COMMIT" if exc_type is None else "ROLLBACK")
+    def _one(self, statement: Any, params: Any = ()) -> Optional[dict]:
+        with self._read() as db:
+            return db.execute(statement, params).fetchone()
 
-    def _tx(self) -> "Store._Tx":
-        """A write transaction (BEGIN IMMEDIATE: writers queue on the database lock, no upgrade deadlocks)."""
-        return Store._Tx(self._conn())
-
-    def _one(self, sql: str, params: Iterable[Any] = ()) -> Optional[dict]:
-        row = self._conn().execute(sql, tuple(params)).fetchone()
-        return dict(row) if row else None
-
-    def _all(self, sql: str, params: Iterable[Any] = ()) -> list[dict]:
-        return [dict(r) for r in self._conn().execute(sql, tuple(params)).fetchall()]
+    def _all(self, statement: Any, params: Any = ()) -> list[dict]:
+        with self._read() as db:
+            return db.execute(statement, params).fetchall()
 
     def ping(self) -> None:
-        self._conn().execute("SELECT 1").fetchone()
+        self._one(select(literal_column("1")))
 
     def close(self) -> None:
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
-            conn.close()
-            self._local.conn = None
+        """Nothing to do per thread: connections go back to the pool after each statement or transaction."""
+
+    def dispose(self) -> None:
+        """Close every pooled connection (the Store opens new ones if used again)."""
+        self.engine.dispose()
+
+    def _insert(self):
+        return (pg_insert if self.dialect == "postgresql" else sqlite_insert)
 
     # -- accounts and keys -------------------------------------------------------------------
     def create_account(self, name: str) -> dict:
@@ -229,20 +140,19 @@ class Store:
                    "created_at": iso(utcnow())}
         try:
             with self._tx() as db:
-                db.execute("INSERT INTO accounts (id, name, webhook_secret, created_at) VALUES (?,?,?,?)",
-                           tuple(account.values()))
-        except sqlite3.IntegrityError as exc:
+                db.execute(insert(accounts).values(**account))
+        except IntegrityError as exc:
             raise InputError(f"an account named {name!r} exists already") from exc
         return account
 
     def account(self, name_or_id: str) -> dict:
-        row = self._one("SELECT * FROM accounts WHERE name = ? OR id = ?", (name_or_id, name_or_id))
+        row = self._one(select(accounts).where(or_(accounts.c.name == name_or_id, accounts.c.id == name_or_id)))
         if row is None:
             raise InputError(f"no account named {name_or_id!r}")
         return row
 
     def account_by_id(self, account_id: str) -> dict:
-        row = self._one("SELECT * FROM accounts WHERE id = ?", (account_id,))
+        row = self._one(select(accounts).where(accounts.c.id == account_id))
         if row is None:
             raise NotFoundError(f"no account {account_id}")
         return row
@@ -251,7 +161,7 @@ class Store:
         account = self.account(name)
         secret = secrets.token_hex(32)
         with self._tx() as db:
-            db.execute("UPDATE accounts SET webhook_secret = ? WHERE id = ?", (secret, account["id"]))
+            db.execute(update(accounts).where(accounts.c.id == account["id"]).values(webhook_secret=secret))
         return {**account, "webhook_secret": secret}
 
     def create_key(self, account_name: str, label: str) -> tuple[dict, str]:
@@ -261,25 +171,27 @@ class Store:
         record = {"id": str(uuid.uuid4()), "account_id": account["id"], "label": label,
                   "prefix": key[:len(KEY_PREFIX) + 6], "key_hash": hash_key(key), "created_at": iso(utcnow())}
         with self._tx() as db:
-            db.execute("INSERT INTO api_keys (id, account_id, label, prefix, key_hash, created_at) "
-                       "VALUES (:id, :account_id, :label, :prefix, :key_hash, :created_at)", record)
+            db.execute(insert(api_keys).values(**record))
         return record, key
 
     def list_keys(self, account_name: Optional[str] = None) -> list[dict]:
-        sql = ("SELECT k.id, k.label, k.prefix, k.created_at, k.last_used_at, k.revoked_at, a.name AS account "
-               "FROM api_keys k JOIN accounts a ON a.id = k.account_id")
+        k = api_keys.c
+        query = (select(k.id, k.label, k.prefix, k.created_at, k.last_used_at, k.revoked_at,
+                        accounts.c.name.label("account")).join_from(api_keys, accounts))
         if account_name:
             account = self.account(account_name)
-            return self._all(sql + " WHERE k.account_id = ? ORDER BY k.created_at", (account["id"],))
-        return self._all(sql + " ORDER BY a.name, k.created_at")
+            return self._all(query.where(k.account_id == account["id"]).order_by(k.created_at))
+        return self._all(query.order_by(accounts.c.name, k.created_at))
 
     def revoke_key(self, key_id: str) -> dict:
+        k = api_keys.c
         with self._tx() as db:
-            row = db.execute("UPDATE api_keys SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ? "
-                             "RETURNING id, label, prefix, revoked_at", (iso(utcnow()), key_id)).fetchone()
+            row = db.execute(update(api_keys).where(k.id == key_id)
+                             .values(revoked_at=func.coalesce(k.revoked_at, iso(utcnow())))
+                             .returning(k.id, k.label, k.prefix, k.revoked_at)).fetchone()
         if row is None:
             raise InputError(f"no API key with id {key_id!r}")
-        return dict(row)
+        return row
 
     def authenticate(self, key: Optional[str]) -> dict:
         """The account of a valid, unrevoked key; AuthError otherwise.
@@ -291,14 +203,15 @@ class Store:
             raise AuthError("missing API key: send X-API-Key or Authorization: Bearer")
         if not key.startswith(KEY_PREFIX):
             raise AuthError("invalid API key")
-        row = self._one("SELECT k.id AS key_id, k.last_used_at, a.* FROM api_keys k JOIN accounts a "
-                        "ON a.id = k.account_id WHERE k.key_hash = ? AND k.revoked_at IS NULL", (hash_key(key),))
+        k = api_keys.c
+        row = self._one(select(k.id.label("key_id"), k.last_used_at, accounts).join_from(api_keys, accounts)
+                        .where(k.key_hash == hash_key(key), k.revoked_at.is_(None)))
         if row is None:
             raise AuthError("invalid or revoked API key")
         now = utcnow()
         if row["last_used_at"] is None or parse_iso(row["last_used_at"]) < now - timedelta(seconds=60):
             with self._tx() as db:
-                db.execute("UPDATE api_keys SET last_used_at = ? WHERE id = ?", (iso(now), row.pop("key_id")))
+                db.execute(update(api_keys).where(k.id == row["key_id"]).values(last_used_at=iso(now)))
         return {k: row[k] for k in ("id", "name", "webhook_secret", "created_at")}
 
     # -- jobs ------------------------------------------------------------------------------------
@@ -310,66 +223,66 @@ class Store:
         key = job.get("idempotency_key")
         with self._tx() as db:
             if key:
-                old = db.execute("SELECT * FROM jobs WHERE account_id = ? AND idempotency_key = ?",
-                                 (job["account_id"], key)).fetchone()
+                old = db.execute(select(jobs).where(jobs.c.account_id == job["account_id"],
+                                                    jobs.c.idempotency_key == key).with_for_update()).fetchone()
                 if old is not None:
                     if parse_iso(old["created_at"]) > utcnow() - timedelta(hours=window_h):
                         if old["request_hash"] != job["request_hash"]:
                             raise ConflictError("this Idempotency-Key was used with a different request",
                                                 idempotency_key=key)
-                        return dict(old), False
-                    db.execute("UPDATE jobs SET idempotency_key = NULL WHERE id = ?", (old["id"],))
-            columns = ", ".join(job)
-            db.execute(f"INSERT INTO jobs ({columns}) VALUES ({', '.join(':' + c for c in job)})", job)
+                        return old, False
+                    db.execute(update(jobs).where(jobs.c.id == old["id"]).values(idempotency_key=None))
+            db.execute(insert(jobs).values(**job))
         return self.job(job["id"]), True
 
     def job(self, job_id: str, account_id: Optional[str] = None) -> dict:
         """A job by id; with ``account_id`` only that account's (another's reads as unknown: 404)."""
-        row = self._one("SELECT * FROM jobs WHERE id = ?", (job_id,))
+        row = self._one(select(jobs).where(jobs.c.id == job_id))
         if row is None or (account_id is not None and row["account_id"] != account_id):
             raise NotFoundError(f"no job {job_id}")
         return row
 
-    def transition(self, job_id: str, to: str, *, where: str = "", params: Iterable[Any] = (),
-                   db: Optional[sqlite3.Connection] = None, **fields: Any) -> Optional[dict]:
+    def transition(self, job_id: Any, to: str, *, where: Optional[ColumnElement] = None,
+                   db: Optional["_Db"] = None, **fields: Any) -> Optional[dict]:
         """Move a job to ``to`` if its current state allows it (TRANSITIONS); return the new row or None.
 
         One UPDATE ... WHERE state IN (allowed sources) [AND where] RETURNING: atomic, so two
         processes racing on one job cannot both win. ``fields`` are set in the same statement
-        (a ``_Raw`` value is an SQL expression; a ``_Raw`` job_id a subquery that picks the job).
+        (values or SQLAlchemy expressions); ``job_id`` may be a scalar subquery that picks the job.
         """
         sources = sorted(src for src, dst in TRANSITIONS if dst == to)
         if not sources:
             raise ValueError(f"no transition leads to {to!r}")
-        sets, values = _expand(fields)
-        target = f"id = {job_id}" if isinstance(job_id, _Raw) else "id = ?"
-        sql = (f"UPDATE jobs SET {', '.join(['state = ?', *sets])} WHERE {target} "
-               f"AND state IN ({', '.join('?' * len(sources))})" + (f" AND ({where})" if where else "")
-               + " RETURNING *")
-        args = (to, *values, *(() if isinstance(job_id, _Raw) else (job_id,)), *sources, *params)
+        conditions = [jobs.c.id == job_id, jobs.c.state.in_(sources)] + ([where] if where is not None else [])
+        statement = update(jobs).where(*conditions).values(state=to, **fields).returning(*jobs.c)
         if db is not None:
-            row = db.execute(sql, args).fetchone()
-        else:
-            with self._tx() as tx:
-                row = tx.execute(sql, args).fetchone()
-        return dict(row) if row else None
+            return db.execute(statement).fetchone()
+        with self._tx() as tx:
+            return tx.execute(statement).fetchone()
 
-    def claim(self, worker_id: str) -> Optional[dict]:
-        """Claim the oldest queued job for ``worker_id`` in one atomic UPDATE; None when the queue is empty."""
-        return self.transition(_Raw("(SELECT id FROM jobs WHERE state = 'queued' ORDER BY created_at, rowid LIMIT 1)"),
-                               "processing", started_at=iso(utcnow()), heartbeat_at=time.time(),
-                               worker_id=worker_id, current_step="starting", attempts=_Raw("attempts + 1"))
+    def claim(self, worker_id: str, job_id: Optional[str] = None) -> Optional[dict]:
+        """Claim a queued job for ``worker_id`` in one atomic UPDATE: ``job_id`` (a Celery task's job) or else
+        the oldest queued one (PostgreSQL: FOR UPDATE SKIP LOCKED, so claimers never wait on each other).
+        None when there is none (or ``job_id`` is no longer queued: cancelled, or taken by another task)."""
+        target: Any = job_id
+        if job_id is None:
+            oldest = (select(jobs.c.id).where(jobs.c.state == "queued").order_by(jobs.c.created_at, self._seq)
+                      .limit(1))
+            if self.dialect == "postgresql":
+                oldest = oldest.with_for_update(skip_locked=True)
+            target = oldest.scalar_subquery()
+        return self.transition(target, "processing", started_at=iso(utcnow()), heartbeat_at=time.time(),
+                               worker_id=worker_id, current_step="starting", attempts=jobs.c.attempts + 1)
 
     def heartbeat(self, job_id: str, worker_id: str, current_step: Optional[str] = None) -> Optional[str]:
         """Refresh a running job's heartbeat (and step); return its state (``cancelled`` tells the worker to stop)."""
+        values: dict[str, Any] = {"heartbeat_at": time.time()}
+        if current_step is not None:
+            values["current_step"] = current_step
         with self._tx() as db:
-            if current_step is None:
-                db.execute("UPDATE jobs SET heartbeat_at = ? WHERE id = ? AND state = 'processing' AND worker_id = ?",
-                           (time.time(), job_id, worker_id))
-            else:
-                db.execute("UPDATE jobs SET heartbeat_at = ?, current_step = ? WHERE id = ? "
-                           "AND state = 'processing' AND worker_id = ?", (time.time(), current_step, job_id, worker_id))
-            row = db.execute("SELECT state, worker_id FROM jobs WHERE id = ?", (job_id,)).fetchone()
+            db.execute(update(jobs).where(jobs.c.id == job_id, jobs.c.state == "processing",
+                                          jobs.c.worker_id == worker_id).values(**values))
+            row = db.execute(select(jobs.c.state, jobs.c.worker_id).where(jobs.c.id == job_id)).fetchone()
         if row is None:
             return None
         return row["state"] if row["worker_id"] == worker_id or row["state"] != "processing" else "reassigned"
@@ -380,23 +293,25 @@ class Store:
         assert state in ("done", "failed")
         now = utcnow()
         with self._tx() as db:
-            row = self.transition(job["id"], state, db=db, where="worker_id = ?", params=(job["worker_id"],),
+            row = self.transition(job["id"], state, db=db, where=jobs.c.worker_id == job["worker_id"],
                                   finished_at=iso(now), current_step=None, error_message=error_message,
                                   warning_message=warning_message, heartbeat_at=None)
             if row is None:
                 return None  # cancelled (or re-queued) meanwhile: the outcome is dropped
             if state == "done":
-                db.execute("INSERT INTO usage (account_id, month, pages, jobs) VALUES (?, ?, ?, 1) "
-                           "ON CONFLICT (account_id, month) DO UPDATE SET pages = pages + excluded.pages, "
-                           "jobs = jobs + 1", (row["account_id"], now.strftime("%Y-%m"), pages))
+                bill = self._insert()(usage).values(account_id=row["account_id"], month=now.strftime("%Y-%m"),
+                                                    pages=pages, jobs=1)
+                db.execute(bill.on_conflict_do_update(
+                    index_elements=[usage.c.account_id, usage.c.month],
+                    set_={"pages": usage.c.pages + bill.excluded.pages, "jobs": usage.c.jobs + 1}))
             if row["webhook_url"]:
                 payload: dict[str, Any] = {"job_id": row["id"], "state": state, "page_count": row["page_count"]}
                 if state == "done":
                     payload["result_url"] = result_url(row)
-                db.execute("INSERT INTO webhook_deliveries (job_id, event, url, payload, delivery_id, "
-                           "next_attempt_at, created_at) VALUES (?,?,?,?,?,?,?)",
-                           (row["id"], "job.completed" if state == "done" else "job.failed", row["webhook_url"],
-                            json.dumps(payload, separators=(",", ":")), str(uuid.uuid4()), time.time(), iso(now)))
+                db.execute(insert(webhook_deliveries).values(
+                    job_id=row["id"], event="job.completed" if state == "done" else "job.failed",
+                    url=row["webhook_url"], payload=json.dumps(payload, separators=(",", ":")),
+                    delivery_id=str(uuid.uuid4()), next_attempt_at=time.time(), created_at=iso(now)))
         return row
 
     def cancel(self, job_id: str, account_id: str) -> dict:
@@ -410,113 +325,180 @@ class Store:
     def requeue_stale(self, timeout_s: float, max_attempts: int) -> list[dict]:
         """Jobs whose worker stopped beating: re-queue them, or fail those already tried ``max_attempts`` times."""
         cutoff = time.time() - timeout_s
-        stale = self._all("SELECT * FROM jobs WHERE state = 'processing' AND heartbeat_at < ?", (cutoff,))
+        stale = self._all(select(jobs).where(jobs.c.state == "processing", jobs.c.heartbeat_at < cutoff))
         changed = []
         for job in stale:
-            where, params = "heartbeat_at < ?", (cutoff,)
             if job["attempts"] >= max_attempts:
                 row = self.finish(job, "failed", error_message=(
                     f"the worker processing this job stopped {job['attempts']} times (crash or kill); "
                     "the job was given up"))
             else:
-                row = self.transition(job["id"], "queued", where=where, params=params, worker_id=None,
-                                      heartbeat_at=None, current_step=None, started_at=None)
+                row = self.transition(job["id"], "queued", where=jobs.c.heartbeat_at < cutoff, worker_id=None,
+                                      heartbeat_at=None, current_step=None, started_at=None, dispatched_at=None)
             if row:
                 changed.append(row)
         return changed
 
     def release(self, job: dict) -> Optional[dict]:
         """A worker shutting down hands its running job back to the queue."""
-        return self.transition(job["id"], "queued", where="worker_id = ?", params=(job["worker_id"],),
+        return self.transition(job["id"], "queued", where=jobs.c.worker_id == job["worker_id"],
                                worker_id=None, heartbeat_at=None, current_step=None, started_at=None,
-                               attempts=_Raw("MAX(attempts - 1, 0)"))
+                               dispatched_at=None,
+                               attempts=case((jobs.c.attempts > 0, jobs.c.attempts - 1), else_=0))
+
+    def mark_dispatched(self, job_id: str) -> None:
+        """Its Celery task was sent (the queue need not send it again)."""
+        with self._tx() as db:
+            db.execute(update(jobs).where(jobs.c.id == job_id, jobs.c.state == "queued")
+                       .values(dispatched_at=time.time()))
+
+    def undispatched_jobs(self, limit: int = 500) -> list[str]:
+        """Queued jobs whose task was never sent (broker down at submission) or must be sent again (re-queued)."""
+        rows = self._all(select(jobs.c.id).where(jobs.c.state == "queued", jobs.c.dispatched_at.is_(None))
+                         .order_by(jobs.c.created_at, self._seq).limit(limit))
+        return [row["id"] for row in rows]
 
     def expired_jobs(self) -> list[dict]:
-        return self._all("SELECT * FROM jobs WHERE state IN ('done','failed','cancelled') AND expires_at < ? "
-                         "AND result_expired_at IS NULL", (iso(utcnow()),))
+        return self._all(select(jobs).where(jobs.c.state.in_(sorted(TERMINAL)), jobs.c.expires_at < iso(utcnow()),
+                                            jobs.c.result_expired_at.is_(None)))
 
     def mark_expired(self, job_id: str) -> None:
         with self._tx() as db:
-            db.execute("UPDATE jobs SET result_expired_at = ? WHERE id = ?", (iso(utcnow()), job_id))
+            db.execute(update(jobs).where(jobs.c.id == job_id).values(result_expired_at=iso(utcnow())))
 
     def usage(self, account_id: str) -> list[dict]:
-        return self._all("SELECT month, pages, jobs FROM usage WHERE account_id = ? ORDER BY month", (account_id,))
+        return self._all(select(usage.c.month, usage.c.pages, usage.c.jobs).where(usage.c.account_id == account_id)
+                         .order_by(usage.c.month))
 
     def list_jobs(self, account_id: str, limit: int = 100) -> list[dict]:
         """An account's newest jobs first."""
-        return self._all("SELECT * FROM jobs WHERE account_id = ? ORDER BY created_at DESC, rowid DESC LIMIT ?",
-                         (account_id, limit))
+        return self._all(select(jobs).where(jobs.c.account_id == account_id)
+                         .order_by(jobs.c.created_at.desc(), self._seq.desc()).limit(limit))
 
     # -- webhook outbox --------------------------------------------------------------------------
-    def claim_delivery(self, lease_s: float) -> Optional[dict]:
-        """The next due delivery, leased for ``lease_s`` seconds so that no other worker sends it meanwhile."""
+    def claim_delivery(self, lease_s: float, delivery_row_id: Optional[int] = None) -> Optional[dict]:
+        """The next due delivery (or ``delivery_row_id`` if it is due), leased for ``lease_s`` seconds so that
+        no other worker sends it meanwhile; None when nothing is due."""
         now = time.time()
+        d = webhook_deliveries.c
+        due = [d.delivered == 0, d.next_attempt_at.isnot(None), d.next_attempt_at <= now]
+        if delivery_row_id is not None:
+            target: Any = delivery_row_id
+        else:
+            first = select(d.id).where(*due).order_by(d.next_attempt_at).limit(1)
+            if self.dialect == "postgresql":
+                first = first.with_for_update(skip_locked=True)
+            target = first.scalar_subquery()
         with self._tx() as db:
-            row = db.execute(
-                "UPDATE webhook_deliveries SET next_attempt_at = ? WHERE id = (SELECT id FROM webhook_deliveries "
-                "WHERE delivered = 0 AND next_attempt_at IS NOT NULL AND next_attempt_at <= ? "
-                "ORDER BY next_attempt_at LIMIT 1) RETURNING *", (now + lease_s, now)).fetchone()
-        return dict(row) if row else None
+            return db.execute(update(webhook_deliveries).where(d.id == target, *due)
+                              .values(next_attempt_at=now + lease_s).returning(*webhook_deliveries.c)).fetchone()
 
     def record_attempt(self, delivery: dict, status: Optional[int], error: Optional[str], duration_ms: float,
                        next_attempt_at: Optional[float]) -> None:
         delivered = status is not None and 200 <= status < 300
         with self._tx() as db:
-            db.execute("INSERT INTO delivery_attempts (delivery_id, attempt, attempted_at, status_code, error, "
-                       "duration_ms) VALUES (?,?,?,?,?,?)",
-                       (delivery["delivery_id"], delivery["attempt"] + 1, iso(utcnow()), status, error,
-                        round(duration_ms, 1)))
-            db.execute("UPDATE webhook_deliveries SET attempt = attempt + 1, last_status = ?, last_error = ?, "
-                       "delivered = ?, next_attempt_at = ? WHERE id = ?",
-                       (status, error, int(delivered), None if delivered else next_attempt_at, delivery["id"]))
+            db.execute(insert(delivery_attempts).values(
+                delivery_id=delivery["delivery_id"], attempt=delivery["attempt"] + 1, attempted_at=iso(utcnow()),
+                status_code=status, error=error, duration_ms=round(duration_ms, 1)))
+            db.execute(update(webhook_deliveries).where(webhook_deliveries.c.id == delivery["id"]).values(
+                attempt=webhook_deliveries.c.attempt + 1, last_status=status, last_error=error,
+                delivered=int(delivered), next_attempt_at=None if delivered else next_attempt_at))
+
+    def pending_deliveries(self, job_id: str) -> list[int]:
+        """Row ids of a job's deliveries still to be sent."""
+        d = webhook_deliveries.c
+        rows = self._all(select(d.id).where(d.job_id == job_id, d.delivered == 0, d.next_attempt_at.isnot(None)))
+        return [row["id"] for row in rows]
+
+    def restamp_overdue_deliveries(self, grace_s: float, limit: int = 500) -> list[int]:
+        """Deliveries due for more than ``grace_s`` (their task was lost, or never sent: a portal redelivery):
+        made due now again, each by one process only; returns their row ids, for the queue to send."""
+        now = time.time()
+        d = webhook_deliveries.c
+        overdue = self._all(select(d.id, d.next_attempt_at).where(
+            d.delivered == 0, d.next_attempt_at.isnot(None), d.next_attempt_at < now - grace_s).limit(limit))
+        stamped = []
+        with self._tx() as db:
+            for row in overdue:
+                if db.execute(update(webhook_deliveries).where(d.id == row["id"],
+                                                               d.next_attempt_at == row["next_attempt_at"])
+                              .values(next_attempt_at=now)).rowcount == 1:
+                    stamped.append(row["id"])
+        return stamped
 
     def webhook_summary(self, job_id: str) -> Optional[dict]:
-        row = self._one("SELECT attempt, last_status, delivered FROM webhook_deliveries WHERE job_id = ? "
-                        "ORDER BY id DESC LIMIT 1", (job_id,))
+        d = webhook_deliveries.c
+        row = self._one(select(d.attempt, d.last_status, d.delivered).where(d.job_id == job_id)
+                        .order_by(d.id.desc()).limit(1))
         if row is None:
             return None
         return {"attempts": row["attempt"], "last_status": row["last_status"], "delivered": bool(row["delivered"])}
 
     def list_deliveries(self, account_id: str, limit: int = 20) -> list[dict]:
         """An account's newest webhook deliveries first (one row per event; ``attempt`` counts its tries)."""
-        return self._all("SELECT d.id, d.job_id, d.event, d.url, d.delivery_id, d.attempt, d.last_status, "
-                         "d.last_error, d.delivered, d.next_attempt_at, d.created_at, "
-                         "(SELECT MAX(a.attempted_at) FROM delivery_attempts a WHERE a.delivery_id = d.delivery_id) "
-                         "AS last_attempt_at FROM webhook_deliveries d JOIN jobs j ON j.id = d.job_id "
-                         "WHERE j.account_id = ? ORDER BY d.id DESC LIMIT ?", (account_id, limit))
+        d, a = webhook_deliveries.c, delivery_attempts.c
+        last_attempt = (select(func.max(a.attempted_at)).where(a.delivery_id == d.delivery_id)
+                        .scalar_subquery().label("last_attempt_at"))
+        return self._all(select(d.id, d.job_id, d.event, d.url, d.delivery_id, d.attempt, d.last_status,
+                                d.last_error, d.delivered, d.next_attempt_at, d.created_at, last_attempt)
+                         .join_from(webhook_deliveries, jobs).where(jobs.c.account_id == account_id)
+                         .order_by(d.id.desc()).limit(limit))
 
     def redeliver(self, delivery_row_id: int, account_id: str) -> dict:
         """Send one of an account's deliveries again: a new outbox row (same event and payload, a new
         ``X-BIQE-Delivery`` id, the full retry schedule), due now. Another account's is a NotFoundError."""
+        d = webhook_deliveries.c
         with self._tx() as db:
-            old = db.execute("SELECT d.* FROM webhook_deliveries d JOIN jobs j ON j.id = d.job_id "
-                             "WHERE d.id = ? AND j.account_id = ?", (delivery_row_id, account_id)).fetchone()
+            old = db.execute(select(webhook_deliveries).join_from(webhook_deliveries, jobs)
+                             .where(d.id == delivery_row_id, jobs.c.account_id == account_id)).fetchone()
             if old is None:
                 raise NotFoundError(f"no webhook delivery {delivery_row_id}")
-            row = db.execute("INSERT INTO webhook_deliveries (job_id, event, url, payload, delivery_id, "
-                             "next_attempt_at, created_at) VALUES (?,?,?,?,?,?,?) RETURNING *",
-                             (old["job_id"], old["event"], old["url"], old["payload"], str(uuid.uuid4()),
-                              time.time(), iso(utcnow()))).fetchone()
-        return dict(row)
+            return db.execute(insert(webhook_deliveries).values(
+                job_id=old["job_id"], event=old["event"], url=old["url"], payload=old["payload"],
+                delivery_id=str(uuid.uuid4()), next_attempt_at=time.time(), created_at=iso(utcnow()))
+                .returning(*webhook_deliveries.c)).fetchone()
 
     def attempts_log(self, job_id: str) -> list[dict]:
-        return self._all("SELECT a.* FROM delivery_attempts a JOIN webhook_deliveries d "
-                         "ON d.delivery_id = a.delivery_id WHERE d.job_id = ? ORDER BY a.id", (job_id,))
+        d = webhook_deliveries.c
+        return self._all(select(delivery_attempts).join(webhook_deliveries,
+                                                        d.delivery_id == delivery_attempts.c.delivery_id)
+                         .where(d.job_id == job_id).order_by(delivery_attempts.c.id))
 
 
-class _Raw(str):
-    """A SQL expression (not a value) for Store.transition's fields."""
+class _Rows:
+    """A statement's rows, fetched at once as dicts (``fetchone``/``fetchall``, like a DB-API cursor)."""
+
+    def __init__(self, result: Any) -> None:
+        self.rowcount = result.rowcount
+        self.rows = [dict(row) for row in result.mappings()] if result.returns_rows else []
+
+    def fetchone(self) -> Optional[dict]:
+        return self.rows[0] if self.rows else None
+
+    def fetchall(self) -> list[dict]:
+        return self.rows
 
 
-def _expand(fields: dict) -> tuple[list[str], list[Any]]:
-    sets, values = [], []
-    for key, value in fields.items():
-        if isinstance(value, _Raw):
-            sets.append(f"{key} = {value}")
-        else:
-            sets.append(f"{key} = ?")
-            values.append(value)
-    return sets, values
+class _Db:
+    """A connection that runs SQLAlchemy statements, or SQL text with ``?`` or ``:name`` parameters
+    (portable between SQLite and PostgreSQL); without a connection, each statement commits on its own."""
+
+    def __init__(self, conn: Optional[Connection], engine: Optional[Engine] = None) -> None:
+        self.conn, self.engine = conn, engine
+
+    def execute(self, statement: Any, params: Any = ()) -> _Rows:
+        if isinstance(statement, str):
+            if isinstance(params, dict):
+                statement, params = text(statement), params
+            else:
+                values = list(params)
+                numbers = iter(range(len(values)))
+                statement = text(re.sub(r"\?", lambda _: f":p{next(numbers)}", statement))
+                params = {f"p{i}": value for i, value in enumerate(values)}
+        if self.conn is None:
+            with self.engine.begin() as conn:
+                return _Rows(conn.execute(statement, params or {}))
+        return _Rows(self.conn.execute(statement, params or {}))
 
 
 def status_url(job: dict) -> str:

@@ -6,14 +6,16 @@ import functools
 import hashlib
 import hmac
 import secrets
-import sqlite3
 import time
 import uuid
 from dataclasses import dataclass
 from typing import Optional
 
+from sqlalchemy import delete, insert, or_, select, update
+
 from ..errors import BiqeError, InputError
-from .store import Store, hash_key, iso, utcnow
+from .schema import accounts, login_failures, portal_sessions, users
+from .store import IntegrityError, Store, hash_key, iso, utcnow
 
 # scrypt with N=2**16, r=8, p=2: 64 MiB of memory per hash, ~0.2-0.4 s on a small CPU (one of OWASP's
 # equivalent minimum settings). The parameters travel in each hash, so they can be raised later.
@@ -111,27 +113,27 @@ class Users:
                 "password_hash": hash_password(password), "created_at": iso(utcnow())}
         try:
             with self.store._tx() as db:
-                db.execute("INSERT INTO users (id, account_id, email, password_hash, created_at) "
-                           "VALUES (:id, :account_id, :email, :password_hash, :created_at)", user)
-        except sqlite3.IntegrityError as exc:
+                db.execute(insert(users).values(**user))
+        except IntegrityError as exc:
             raise InputError(f"a user with the email {email!r} exists already") from exc
         return {k: v for k, v in user.items() if k != "password_hash"}
 
     def list(self, account_name: Optional[str] = None) -> list[dict]:
-        sql = ("SELECT u.id, u.email, u.created_at, u.last_login_at, a.name AS account FROM users u "
-               "JOIN accounts a ON a.id = u.account_id")
+        u = users.c
+        query = select(u.id, u.email, u.created_at, u.last_login_at, accounts.c.name.label("account")) \
+            .join_from(users, accounts)
         if account_name:
-            return self.store._all(sql + " WHERE u.account_id = ? ORDER BY u.email",
-                                   (self.store.account(account_name)["id"],))
-        return self.store._all(sql + " ORDER BY a.name, u.email")
+            return self.store._all(query.where(u.account_id == self.store.account(account_name)["id"])
+                                   .order_by(u.email))
+        return self.store._all(query.order_by(accounts.c.name, u.email))
 
     def delete(self, email: str) -> None:
         with self.store._tx() as db:
-            row = db.execute("SELECT id FROM users WHERE email = ?", (normalize_email(email),)).fetchone()
+            row = db.execute(select(users.c.id).where(users.c.email == normalize_email(email))).fetchone()
             if row is None:
                 raise InputError(f"no user with the email {email!r}")
-            db.execute("DELETE FROM portal_sessions WHERE user_id = ?", (row["id"],))
-            db.execute("DELETE FROM users WHERE id = ?", (row["id"],))
+            db.execute(delete(portal_sessions).where(portal_sessions.c.user_id == row["id"]))
+            db.execute(delete(users).where(users.c.id == row["id"]))
 
     # -- signing in ---------------------------------------------------------------------------------
     def sign_in(self, email: str, password: str, client_ip: str) -> tuple[PortalSession, str]:
@@ -152,23 +154,23 @@ class Users:
                 raise TooManyAttemptsError(f"Too many failed sign-in attempts {whom}. "
                                            f"Try again in {minutes} minute{'s' if minutes > 1 else ''}.",
                                            retry_after=int(wait_s) + 1)
-        user = self.store._one("SELECT * FROM users WHERE email = ?", (email,))
+        user = self.store._one(select(users).where(users.c.email == email))
         if not verify_password(password, user["password_hash"] if user else _dummy_hash()) or user is None:
             with self.store._tx() as db:
                 for key in (throttle_key, address_key):
-                    db.execute("INSERT INTO login_failures (throttle_key, failed_at) VALUES (?, ?)", (key, time.time()))
+                    db.execute(insert(login_failures).values(throttle_key=key, failed_at=time.time()))
             raise SignInError("Incorrect email or password.")
         token = secrets.token_urlsafe(32)
         now = utcnow()
         expires = time.time() + SESSION_HOURS * 3600
         with self.store._tx() as db:
-            db.execute("DELETE FROM login_failures WHERE throttle_key = ? OR failed_at < ?",
-                       (throttle_key, time.time() - FAILURE_WINDOW_S))
-            db.execute("DELETE FROM portal_sessions WHERE expires_at < ?", (time.time(),))
-            db.execute("INSERT INTO portal_sessions (token_hash, user_id, csrf_token, created_at, expires_at) "
-                       "VALUES (?,?,?,?,?)", (hash_key(token), user["id"], secrets.token_urlsafe(32), iso(now),
-                                              expires))
-            db.execute("UPDATE users SET last_login_at = ? WHERE id = ?", (iso(now), user["id"]))
+            db.execute(delete(login_failures).where(or_(login_failures.c.throttle_key == throttle_key,
+                                                        login_failures.c.failed_at < time.time() - FAILURE_WINDOW_S)))
+            db.execute(delete(portal_sessions).where(portal_sessions.c.expires_at < time.time()))
+            db.execute(insert(portal_sessions).values(token_hash=hash_key(token), user_id=user["id"],
+                                                      csrf_token=secrets.token_urlsafe(32), created_at=iso(now),
+                                                      expires_at=expires))
+            db.execute(update(users).where(users.c.id == user["id"]).values(last_login_at=iso(now)))
         session = self.session(token)
         assert session is not None
         return session, token
@@ -176,8 +178,9 @@ class Users:
     def _locked_for(self, throttle_key: str, limit: int) -> float:
         """Seconds until ``throttle_key`` may try again (0 when it may now)."""
         since = time.time() - FAILURE_WINDOW_S
-        rows = self.store._all("SELECT failed_at FROM login_failures WHERE throttle_key = ? AND failed_at > ? "
-                               "ORDER BY failed_at DESC LIMIT ?", (throttle_key, since, limit))
+        f = login_failures.c
+        rows = self.store._all(select(f.failed_at).where(f.throttle_key == throttle_key, f.failed_at > since)
+                               .order_by(f.failed_at.desc()).limit(limit))
         if len(rows) < limit:
             return 0.0
         return max(0.0, rows[-1]["failed_at"] + FAILURE_WINDOW_S - time.time())
@@ -186,13 +189,14 @@ class Users:
         """The live session of a cookie token, or None (unknown, expired, signed out, user deleted)."""
         if not token:
             return None
+        s, u = portal_sessions.c, users.c
         row = self.store._one(
-            "SELECT s.user_id, s.csrf_token, s.expires_at, u.email, u.account_id, a.name AS account_name "
-            "FROM portal_sessions s JOIN users u ON u.id = s.user_id JOIN accounts a ON a.id = u.account_id "
-            "WHERE s.token_hash = ? AND s.expires_at > ?", (hash_key(token), time.time()))
+            select(s.user_id, s.csrf_token, s.expires_at, u.email, u.account_id, accounts.c.name.label("account_name"))
+            .join_from(portal_sessions, users).join(accounts, accounts.c.id == u.account_id)
+            .where(s.token_hash == hash_key(token), s.expires_at > time.time()))
         return PortalSession(**row) if row else None
 
     def sign_out(self, token: Optional[str]) -> None:
         if token:
             with self.store._tx() as db:
-                db.execute("DELETE FROM portal_sessions WHERE token_hash = ?", (hash_key(token),))
+                db.execute(delete(portal_sessions).where(portal_sessions.c.token_hash == hash_key(token)))

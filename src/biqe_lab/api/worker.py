@@ -21,11 +21,12 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from ..errors import BiqeError, CancelledError
+from ..errors import BiqeError, CancelledError, InputError
 from ..export import export_document
 from ..ingest import ingest
 from ..pipeline import PipelineConfig, run_pipeline, steps_for
 from ..progress import CancelToken
+from .dispatch import LocalDispatcher
 from .settings import Settings
 from .store import Store
 from .validation import check_public_host
@@ -111,10 +112,12 @@ class Worker:
     """One worker process's loop; models load once (``warm_up``), jobs run one at a time."""
 
     def __init__(self, settings: Settings, config: Optional[PipelineConfig] = None,
-                 store: Optional[Store] = None, worker_id: Optional[str] = None) -> None:
+                 store: Optional[Store] = None, worker_id: Optional[str] = None,
+                 dispatcher: Optional[LocalDispatcher] = None) -> None:
         self.settings = settings
-        self.config = config or DEFAULT_CONFIG
-        self.store = store or Store(settings.db_path)
+        self.config = config or worker_config(settings)
+        self.store = store or Store(settings.db_url)
+        self.dispatcher = dispatcher or LocalDispatcher()  # BIQE_QUEUE=celery: biqe_lab.api.celery_worker's
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.stopping = threading.Event()
         self._cancel: Optional[CancelToken] = None
@@ -140,7 +143,12 @@ class Worker:
         self._last_maintenance = time.monotonic()
         for job in self.store.requeue_stale(self.settings.heartbeat_timeout_s, self.settings.max_attempts):
             log.warning("job %s had a dead worker: now %s", job["id"], job["state"])
+            if job["state"] == "queued":
+                self.dispatcher.enqueue(job["id"])
+            else:
+                self.dispatcher.job_finished(job)
         self.sweep()
+        self.dispatcher.reconcile()
 
     def job_config(self, job: dict) -> PipelineConfig:
         """The worker's configuration with the job's steps, correction tier and preset."""
@@ -183,7 +191,10 @@ class Worker:
         except CancelledError:
             if self.stopping.is_set():
                 log.info("job %s handed back to the queue (worker shutting down)", job["id"])
-                return self.store.release(job)
+                row = self.store.release(job)
+                if row is not None:
+                    self.dispatcher.enqueue(row["id"])
+                return row
             log.info("job %s stopped: cancelled", job["id"])
             return None
         except BiqeError as exc:  # the worker's error translator: the job's error_message
@@ -201,6 +212,7 @@ class Worker:
             log.info("job %s was cancelled or re-queued meanwhile; its outcome is dropped", job["id"])
         else:
             log.info("job %s %s", job["id"], state)
+            self.dispatcher.job_finished(row)
         return row
 
     def sweep(self) -> int:
@@ -226,7 +238,8 @@ class Worker:
             sent += 1
         return sent
 
-    def deliver(self, delivery: dict) -> None:
+    def deliver(self, delivery: dict) -> Optional[float]:
+        """Attempt one delivery and log it; return when the next attempt is due (None: delivered or given up)."""
         job = self.store.job(delivery["job_id"])
         secret = self.store.account_by_id(job["account_id"])["webhook_secret"]
         body = delivery["payload"].encode()
@@ -257,6 +270,7 @@ class Worker:
         if error:
             log.warning("webhook %s attempt %d failed: %s%s", delivery["delivery_id"], made, error,
                         "" if next_at else " (giving up)")
+        return next_at if error else None
 
     # -- loops ---------------------------------------------------------------------------------------
     def delivery_loop(self) -> None:
@@ -294,6 +308,14 @@ class Worker:
             deliveries.join(timeout=self.settings.webhook_timeout_s + 5)
             if self._client is not None:
                 self._client.close()
+
+
+def worker_config(settings: Settings) -> PipelineConfig:
+    """DEFAULT_CONFIG with BIQE_PIPELINE_CONFIG's fields (e.g. tests: ground-truth layout and tesseract)."""
+    try:
+        return replace(DEFAULT_CONFIG, **settings.pipeline_overrides)
+    except TypeError as exc:
+        raise InputError(f"BIQE_PIPELINE_CONFIG names an unknown PipelineConfig field: {exc}") from exc
 
 
 def run_worker(settings: Optional[Settings] = None, config: Optional[PipelineConfig] = None) -> None:

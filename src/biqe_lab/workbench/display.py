@@ -32,10 +32,10 @@ def figure_png(fig: Figure, dpi: int = 110) -> bytes:
     return buffer.getvalue()
 
 
-def img_tag(png: bytes, alt: str = "", style: str = "") -> str:
-    """An <img> with the PNG embedded (data URI), so HTML reports need no side files."""
+def img_tag(data: bytes, alt: str = "", style: str = "", mime: str = "image/png") -> str:
+    """An <img> with the image embedded (data URI), so HTML reports need no side files."""
     return (f'<img alt="{html.escape(alt)}" style="{style}" '
-            f'src="data:image/png;base64,{base64.b64encode(png).decode("ascii")}"/>')
+            f'src="data:{mime};base64,{base64.b64encode(data).decode("ascii")}"/>')
 
 
 def table_html(df: pd.DataFrame, percent: Iterable[str] = PERCENT_COLUMNS, digits: int = 2) -> str:
@@ -81,6 +81,16 @@ def show_figure(fig: Figure, save_to: Union[str, Path, None] = None, dpi: int = 
     return png
 
 
+def show_image(image: Image.Image, caption: str = "") -> None:
+    """Display a PIL image (e.g. :func:`render_overlay`) as a PNG, with an optional caption."""
+    png = png_bytes(image)
+    if caption:
+        _display(Static(f"<div>{img_tag(png, caption)}<div class='meta'>{html.escape(caption)}</div></div>",
+                        text=caption))
+    else:
+        _display(Static(png=png, text="image"))
+
+
 def show_html(text: str) -> None:
     _display(Static(text, text=html.unescape(text)))
 
@@ -109,9 +119,10 @@ def worst_lines_html(runs: Union[Run, list[Run]], n: int = 8, origin: str = "htr
             f"<tr><td>{html.escape(row['page'])}<br>line {row['line']}<br>CER <b>{row['CER']:.0%}</b>"
             f"<br>conf. {conf}</td><td>{img_tag(png_bytes(crop), 'line image', 'max-width:100%')}"
             f"<div style='font-family:monospace'><span style='color:#555'>ref:</span> {html.escape(row['reference'])}"
-            f"<br><span style='color:#555'>htr:</span> {diff_html(row['reference'], row['recognized'])}</div></td></tr>")
-    return ("<table class='worst'><thead><tr><th>where</th><th>line image, reference and recognized text "
-            "(diff from reference)</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>")
+            f"<br><span style='color:#555'>htr:</span> {html.escape(row['recognized'])}"
+            f"<br><span style='color:#555'>diff:</span> {diff_html(row['reference'], row['recognized'])}</div></td></tr>")
+    return ("<table class='worst'><thead><tr><th>where</th><th>line image, reference, recognized text "
+            "and the edit from one to the other</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>")
 
 
 def show_worst_lines(runs: Union[Run, list[Run]], n: int = 8, origin: str = "htr") -> None:

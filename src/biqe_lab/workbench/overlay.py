@@ -144,5 +144,12 @@ def crop_line(page: Page, line: Line, image: Optional[Image.Image] = None, heigh
 
 def png_bytes(image: Image.Image) -> bytes:
     buffer = io.BytesIO()
-    image.save(buffer, format="PNG", optimize=True)
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def jpeg_bytes(image: Image.Image, quality: int = 85) -> bytes:
+    """Page pictures as JPEG: a tenth of the PNG's size in reports, the overlay lines still crisp enough."""
+    buffer = io.BytesIO()
+    image.convert("RGB").save(buffer, format="JPEG", quality=quality)
     return buffer.getvalue()

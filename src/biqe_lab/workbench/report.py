@@ -29,7 +29,8 @@ img{max-width:100%} pre{background:#f6f8fa;padding:8px;overflow-x:auto;font-size
 pre.error{background:#fde8e8;color:#900}
 details{margin:4px 0 2px;color:#666;font-size:12px} details pre{color:#222}
 .meta{color:#555;font-size:13px}
-.output{margin:4px 0 18px}
+.output{margin:4px 0 18px} .anchor-link{display:none}
+table.params th{background:#f2f4f7;font-weight:600} .default{color:#888}
 """
 
 
@@ -97,23 +98,26 @@ def notebook_html(notebook: Union[str, Path, nbformat.NotebookNode], title: str 
             continue
         if cell.cell_type == "markdown":
             parts.append(_markdown(cell.source))
-        elif cell.cell_type == "code":
-            if show_code and cell.source.strip() and "parameters" not in tags:
-                parts.append(f"<details><summary>code</summary><pre>{html.escape(cell.source)}</pre></details>")
+        elif cell.cell_type == "code" and "parameters" not in tags:
             outs = "".join(_output_html(o) for o in cell.get("outputs", []))
-            if outs:
-                parts.append(f"<div class='output'>{outs}</div>")
+            if not outs:  # a cell that showed nothing (e.g. a branch not taken) is left out
+                continue
+            if show_code and cell.source.strip():
+                parts.append(f"<details><summary>code</summary><pre>{html.escape(cell.source)}</pre></details>")
+            parts.append(f"<div class='output'>{outs}</div>")
     title = title or "biqe_lab report"
     return ("<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
             f"<title>{html.escape(title)}</title><style>{STYLE}</style></head><body>"
             + header_html + "".join(parts) + "</body></html>")
 
 
-def parameters_html(parameters: dict, extra: Optional[dict] = None) -> str:
-    """A small table of a run's parameters (and extra facts such as the run id and date)."""
-    rows = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(repr(v) if not isinstance(v, str) else v)}"
-                   f"</td></tr>" for k, v in {**(extra or {}), **parameters}.items())
-    return f"<table class='params'><tbody>{rows}</tbody></table>"
+def parameters_html(parameters: dict, defaults: Optional[dict] = None) -> str:
+    """The run's parameters as a table: the values given for the run, then the notebook's defaults (greyed)."""
+    rows = [f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(v if isinstance(v, str) else repr(v))}</td></tr>"
+            for k, v in parameters.items()]
+    rows += [f"<tr class='default'><th>{html.escape(str(k))}</th><td>{html.escape(str(v))} (default)</td></tr>"
+             for k, v in (defaults or {}).items() if k not in parameters]
+    return f"<table class='params'><tbody>{''.join(rows)}</tbody></table>"
 
 
 def timestamp() -> str:

@@ -36,11 +36,10 @@ class ReviewItem:
         return self.proposal is not None and self.corrected != self.raw
 
 
-def _guard_reason(line: Line, proposal: Optional[TextVariant]) -> Optional[str]:
-    """The guard-rail reason recorded for a refused proposal (a ``guard`` tag, else a generic reason)."""
-    for key, value in line.tags.items():
-        if "guard" in key.lower() and value:
-            return value
+def _guard_reason(line: Line, proposal: Optional[TextVariant], inspected: Optional[dict]) -> Optional[str]:
+    """Why a proposal was refused: the correction module's reason, else a generic one for a rejected variant."""
+    if inspected and inspected.get("status") == "rejected":
+        return inspected.get("reason") or "refused by the correction guard"
     if proposal is not None and proposal.status == "rejected":
         return "refused by the correction guard (no reason recorded)"
     return None
@@ -62,7 +61,7 @@ def review_item(page: Page, index: int, line: Line, inspected: Optional[dict] = 
     raw = line.variant("htr")
     proposal = next((v for v in reversed(line.variants) if v.origin in CORRECTION_ORIGINS), None)
     raw_text = raw.text if raw else ""
-    guard = (inspected or {}).get("guard") or (inspected or {}).get("guard_reason") or _guard_reason(line, proposal)
+    guard = _guard_reason(line, proposal, inspected)
     item = ReviewItem(page=page.name, index=index, line_id=line.id, raw=raw_text,
                       corrected=proposal.text if proposal else raw_text,
                       confidence=raw.confidence if raw else None, proposal=proposal, guard=guard,
@@ -71,24 +70,12 @@ def review_item(page: Page, index: int, line: Line, inspected: Optional[dict] = 
 
 
 def _inspection(document: Document) -> dict[str, dict]:
-    """Per line id, what ``biqe_lab.correction`` reports about its proposals, when that module offers it."""
+    """Per line id, what ``biqe_lab.correction.review`` reports (status, guard reason); empty without it."""
     try:
-        from .. import correction  # noqa: F401  (built in parallel; optional here)
-    except ImportError:
+        from ..correction import review as correction_review
+    except ImportError:  # the review then works from the variants alone
         return {}
-    inspect = getattr(correction, "inspect_document", None) or getattr(correction, "review", None)
-    if inspect is None:
-        return {}
-    try:
-        rows = inspect(document)
-    except Exception:  # the review works from the variants alone  # noqa: BLE001
-        return {}
-    out = {}
-    for row in rows or []:
-        data = row if isinstance(row, dict) else getattr(row, "__dict__", {})
-        if data.get("line_id"):
-            out[data["line_id"]] = data
-    return out
+    return {row.line_id: row.as_dict() for row in correction_review(document)}
 
 
 def review_items(document: Document, only: Literal["all", "changed", "low_confidence"] = "all",
@@ -136,6 +123,16 @@ def decide(document: Document, line_id: str, decision: Decision, text: Optional[
     return line.add_variant(variant)
 
 
+def variant_table(document: Document, line_id: str):
+    """The variants of one line, oldest first (origin, status, text, producer, parent): its provenance."""
+    import pandas as pd
+
+    _, line = find_line(document, line_id)
+    return pd.DataFrame([{"id": v.id, "origin": v.origin, "status": v.status, "text": v.text,
+                          "producer": " ".join(x for x in (v.producer.engine, v.producer.model) if x),
+                          "confidence": v.confidence, "parent": v.parent} for v in line.variants])
+
+
 def diff_html(a: str, b: str) -> str:
     """``a`` -> ``b`` as HTML: deleted characters red struck through, inserted green, substituted orange."""
     out = []
@@ -149,7 +146,7 @@ def diff_html(a: str, b: str) -> str:
             out.append(f'<ins class="i" title="inserted" style="background:#dfd;color:#060;text-decoration:none">'
                        f'{y}</ins>')
         else:
-            out.append(f'<span class="s" title="substituted: {x} -> {y}" style="background:#ffe0b3">'
+            out.append(f'<span class="s" title="substituted: {x} → {y}" style="background:#ffe0b3">'
                        f'<del style="color:#a00">{x}</del><b style="color:#a50">{y}</b></span>')
     return "".join(out)
 

@@ -130,6 +130,13 @@ def process_grid(datasets: Sequence[Union[str, Path]], tiers: Sequence[str] = (N
     return [process_dataset(d, pages=pages, tier=t, **options) for d in datasets for t in tiers]
 
 
+def output_folder(value: Union[str, Path, None], notebook: str) -> Path:
+    """Where a notebook writes: ``value``, else ``out/notebooks/<notebook>`` in the project (created)."""
+    folder = Path(value) if value else Path(__file__).resolve().parents[3] / "out" / "notebooks" / notebook
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
 def load_run(document_json: Union[str, Path], dataset: Optional[str] = None, tier: str = NO_CORRECTION) -> Run:
     """A Run from a saved ``document.json`` (e.g. ``biqe-lab evaluate --save-document``)."""
     document = Document.load(document_json)

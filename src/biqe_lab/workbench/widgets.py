@@ -16,7 +16,7 @@ from ..export import export_document
 from ..ingest import open_image
 from ..model import Document, Page
 from .display import img_tag
-from .overlay import Layers, legend_html, png_bytes, render_overlay
+from .overlay import Layers, jpeg_bytes, legend_html, render_overlay
 from .review import DIFF_KEY, ReviewItem, decide, diff_html, review_items, review_table_html
 
 _MONO_CSS = "<style>.biqe-lines select{font-family:monospace;font-size:12px}</style>"
@@ -56,7 +56,7 @@ class PageViewer:
                                   continuous_update=False, readout_format=".1f")
         self.lines = w.Select(options=[], rows=18, layout=w.Layout(width="100%"))
         self.lines.add_class("biqe-lines")
-        self.image = w.Image(format="png", layout=w.Layout(width=f"{width}px"))
+        self.image = w.Image(format="jpeg", layout=w.Layout(width=f"{width}px"))
         self.detail = w.HTML()
         self.legend = w.HTML(legend_html())
         self.page_select.observe(self._on_page, names="value")
@@ -117,7 +117,7 @@ class PageViewer:
                               self.zoom.value if zoom is None else zoom, width=self.width)
 
     def render(self) -> None:
-        self.image.value = png_bytes(self.picture())
+        self.image.value = jpeg_bytes(self.picture())
         line = next((l for l in self.page.lines if l.id == self.selected), None)
         if line is None:
             self.detail.value = ""
@@ -146,10 +146,10 @@ class PageViewer:
         """The viewer as static HTML: each page (up to ``static_pages``) with overlay and line table."""
         parts = [legend_html(self.layers())]
         for page in self.document.pages[: self.static_pages]:
-            pic = png_bytes(render_overlay(page, self._image(page), self.layers(), width=self.width))
+            pic = jpeg_bytes(render_overlay(page, self._image(page), self.layers(), width=self.width))
             parts.append(f"<h4>{html.escape(page.name)} ({len(page.lines)} lines)</h4>"
                          "<div style='display:flex;gap:16px;align-items:flex-start'>"
-                         f"<div style='flex:0 0 {self.width}px'>{img_tag(pic, page.name, 'width:100%')}</div>"
+                         f"<div style='flex:0 0 {self.width}px'>{img_tag(pic, page.name, 'width:100%', 'image/jpeg')}</div>"
                          f"<div style='flex:1 1 auto'>{self.line_table_html(page)}</div></div>")
         if len(self.document.pages) > self.static_pages:
             parts.append(f"<p>… {len(self.document.pages) - self.static_pages} more pages (interactive view only)</p>")

@@ -1,0 +1,308 @@
+"""The research workbench: tables vs evaluate, viewer and review widgets, nbval on every notebook, biqe-lab batch."""
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from biqe_lab import Document, Producer, evaluate
+from biqe_lab.errors import InputError
+
+from conftest import PERAIRE, ROOT, _need
+
+BIN = ROOT / ".venv" / "bin" / "biqe-lab"
+NOTEBOOKS = sorted((ROOT / "notebooks").rglob("*.ipynb"))
+BATCH_NOTEBOOK = ROOT / "notebooks" / "batch" / "run_dataset.ipynb"
+SECOND_PAGE = "B.1.intro-eurasie_0005"
+LINE_SET = "lines/cremma_mss20"
+
+
+def cli(*args, cwd=None):
+    return subprocess.run([str(BIN), *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=900)
+
+
+@pytest.fixture(scope="session")
+def run(sample_dir):
+    """The sample page recognized by tesseract on its ground-truth lines, evaluated (a workbench Run)."""
+    from biqe_lab import workbench as wb
+
+    return wb.process_dataset(sample_dir, pages=1, engine="tesseract", languages="fra")
+
+
+@pytest.fixture(scope="session")
+def second_dir(tmp_path_factory) -> Path:
+    """Another real peraire page in a folder of its own (a second 'data set' for grids)."""
+    dest = tmp_path_factory.mktemp("second")
+    for suffix in (".jpg", ".xml"):
+        shutil.copy2(_need(PERAIRE) / f"{SECOND_PAGE}{suffix}", dest / f"{SECOND_PAGE}{suffix}")
+    return dest
+
+
+class FakeBackend:
+    """A correction back-end with fixed answers (the real Corrector and guards judge them)."""
+
+    origin = "llm"
+    producer = Producer(engine="fake-llm", model="fixed-answers", prompt_version="t1")
+
+    def __init__(self, answers: dict[str, str]) -> None:
+        self.answers = answers
+
+    def settings(self) -> dict:
+        return {}
+
+    def propose(self, lines, preset):
+        from biqe_lab.correction import Proposal
+
+        return [Proposal(id=l.id, text=self.answers.get(l.id, l.text)) for l in lines]
+
+
+@pytest.fixture()
+def corrected(run):
+    """A copy of the recognized page after a correction step: line 1 fixed, line 2 refused by the guard."""
+    from biqe_lab.correction import Corrector, correct_document, load_preset
+
+    document = run.document.model_copy(deep=True)
+    first, second = document.pages[0].lines[:2]
+    fixed = first.variant("htr").text[:-1] + "§"
+    backend = FakeBackend({first.id: fixed, second.id: ""})
+    correct_document(document, Corrector("cheap", backend, load_preset("generic_historical")))
+    return document, first.id, second.id, fixed
+
+
+# -- tables and plots agree with evaluate ------------------------------------------------------------
+
+def test_tables_add_up_to_evaluate(run):
+    from biqe_lab import workbench as wb
+
+    ev = evaluate(run.document, "htr")
+    pages = wb.page_table(run)
+    assert list(pages["CER"]) == [p.rates.cer for p in ev.per_page]
+    lines = wb.line_table(run)
+    assert lines["char_errors"].sum() == ev.total.char_errors
+    assert lines["ref_chars"].sum() == ev.total.ref_chars
+    assert wb.dataset_table(run)["CER"].iloc[0] == ev.cer
+    confusions = wb.confusion_table(run, top=10_000)
+    assert confusions["count"].sum() == ev.total.char_errors  # every character error is counted once
+    assert wb.worst_lines(run, n=3)["CER"].is_monotonic_decreasing
+
+
+def test_char_ops_and_diff_html():
+    from biqe_lab.workbench import char_ops, diff_html
+
+    assert char_ops("chat", "chats") == [("equal", "chat", "chat"), ("insert", "", "s")]
+    out = diff_html("le chat", "la chats")
+    assert "<ins" in out and "<del" in out and "substituted: e → a" in out
+    assert diff_html("<b>", "<b>") == "&lt;b&gt;"
+
+
+def test_plots_render(run, tmp_path):
+    from biqe_lab import workbench as wb
+    from biqe_lab.workbench.display import figure_png
+
+    for fig in (wb.cer_per_page(wb.page_table(run)), wb.cer_vs_confidence(wb.line_table(run)),
+                wb.confusion_bars(wb.confusion_table(run), wb.confusion_table(run, substitutions_only=True))):
+        assert figure_png(fig)[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "no page" in wb.cer_per_page(wb.page_table([])).axes[0].texts[0].get_text()
+
+
+# -- the page viewer ---------------------------------------------------------------------------------
+
+def test_overlay_highlights_the_selected_line(run):
+    from biqe_lab.workbench import render_overlay
+
+    page = run.document.pages[0]
+    line = page.lines[3]
+    plain = render_overlay(page, width=600)
+    marked = render_overlay(page, highlight=line.id, width=600)
+    scale = 600 / page.image.width
+    x0, y0, x1, y1 = line.bbox
+    inside = (round((x0 + x1) / 2 * scale), round((y0 + y1) / 2 * scale))
+    r, g, b = marked.getpixel(inside)
+    assert marked.getpixel(inside) != plain.getpixel(inside) and r > b  # orange wash over the line
+    assert marked.getpixel((2, plain.height - 3)) == plain.getpixel((2, plain.height - 3))
+    zoomed = render_overlay(page, highlight=line.id, zoom=4, width=600)
+    assert zoomed.size[0] == 600 and zoomed.getpixel((300, zoomed.height // 2))[0] > 150  # centred on the line
+
+
+def test_clicking_a_line_highlights_it(run):
+    from biqe_lab.workbench import PageViewer
+
+    viewer = PageViewer(run.document, width=500)
+    page = run.document.pages[0]
+    before = viewer.image.value
+    target = page.lines[5]
+    viewer.lines.value = target.id  # what a click in the line table does
+    assert viewer.selected == target.id
+    assert viewer.image.value != before
+    assert "line 6" in viewer.detail.value and "reference" in viewer.detail.value
+    viewer.toggles["polygons"].value = False
+    viewer.zoom.value = 3.0
+    assert viewer.image.value != before
+    bundle = viewer._repr_mimebundle_()
+    assert "application/vnd.jupyter.widget-view+json" in bundle
+    assert bundle["text/html"].count("data:image/jpeg;base64,") == 1 and "<table" in bundle["text/html"]
+    assert len(viewer.lines.options) == len(page.lines) + 1
+
+
+# -- correction review -------------------------------------------------------------------------------
+
+def test_review_items_come_from_the_variants(corrected):
+    from biqe_lab.workbench import review_items
+
+    document, first, second, fixed = corrected
+    changed = {it.line_id: it for it in review_items(document, "changed")}
+    assert set(changed) == {first, second}
+    assert changed[first].corrected == fixed and changed[first].guard is None
+    assert changed[second].guard == "proposal deletes the line"  # the guard's own reason
+    every = review_items(document, "all")
+    assert len(every) == len(document.pages[0].lines)
+    low = review_items(document, "low_confidence", threshold=0.3)
+    assert low and all(it.confidence < 0.3 for it in low)
+    with pytest.raises(InputError):
+        review_items(document, "typo")
+
+
+def test_review_buttons_write_human_variants_and_export(corrected, tmp_path):
+    from biqe_lab.workbench import ReviewPanel
+
+    document, first, second, fixed = corrected
+    panel = ReviewPanel(document, only="changed", export_to=tmp_path / "reviewed")
+    assert set(panel.rows) == {first, second}
+    panel.rows[first].accept_button.click()
+    line = next(l for l in document.pages[0].lines if l.id == first)
+    human = line.current()
+    assert (human.origin, human.status, human.text) == ("human", "accepted", fixed)
+    assert human.parent == line.variant("llm").id and line.variant("llm").status == "superseded"
+    assert "accepted" in panel.rows[first].header.value
+
+    panel.rows[second].reject_button.click()
+    line2 = next(l for l in document.pages[0].lines if l.id == second)
+    assert line2.current().origin == "human" and line2.current().text == line2.variant("htr").text
+    assert "rejected" in panel.rows[second].header.value
+
+    panel.rows[first].text.value = "an edit by hand"
+    panel.rows[first].accept_button.click()
+    assert line.text == "an edit by hand" and "edited" in panel.rows[first].header.value
+    assert [v.status for v in line.variants if v.origin == "human"] == ["superseded", "accepted"]
+
+    panel.export_button.click()
+    saved = Document.load(tmp_path / "reviewed" / "document.json")
+    assert next(l for l in saved.pages[0].lines if l.id == first).text == "an edit by hand"
+    page_xml = next((tmp_path / "reviewed" / "page").glob("*.xml")).read_text(encoding="utf-8")
+    assert "an edit by hand" in page_xml
+    assert "application/vnd.jupyter.widget-view+json" in panel._repr_mimebundle_() and "proposal deletes the line" in panel.static_html()
+
+
+# -- batch: parameters and grids (no kernel) -----------------------------------------------------------
+
+def test_batch_refuses_unknown_and_owned_parameters(tmp_path):
+    from click.testing import CliRunner
+
+    from biqe_lab.cli import main
+
+    def batch(*args):
+        return CliRunner().invoke(main, ["batch", str(BATCH_NOTEBOOK), *args, "--out", str(tmp_path)])
+
+    result = batch("-p", "datset", "peraire/train")
+    assert result.exit_code == 2
+    assert "has no parameter datset" in result.stderr and "dataset" in result.stderr.split("parameters are:")[1]
+    result = batch("-p", "output_dir", "x")
+    assert result.exit_code == 2 and "--out" in result.stderr
+    result = batch("-p", "pages", "two")
+    assert result.exit_code == 2 and "pages" in result.stderr
+    assert not any(tmp_path.iterdir())  # nothing was started
+
+
+def test_grid_files(tmp_path):
+    from biqe_lab.batch import check_parameters, load_grid, notebook_parameters
+
+    declared = notebook_parameters(ROOT / "notebooks" / "03_evaluate.ipynb")
+    grid = tmp_path / "grid.yaml"
+    grid.write_text("tiers: [[none], [none, cheap]]\ndatasets: [peraire/train]\npages: [1, 2]\n")
+    runs = load_grid(grid, declared)
+    assert runs == [{"tiers": t, "datasets": ["peraire/train"], "pages": p}
+                    for t in (["none"], ["none", "cheap"]) for p in (1, 2)]
+    grid.write_text("runs:\n  - {pages: 1}\n  - {pages: 3, engine: kraken}\n")
+    assert load_grid(grid, declared) == [{"pages": 1}, {"pages": 3, "engine": "kraken"}]
+    assert check_parameters({"pages": "3", "datasets": "[a, b]"}, declared, grid) == {"pages": 3,
+                                                                                     "datasets": ["a", "b"]}
+    grid.write_text("pages: []\n")
+    with pytest.raises(InputError):
+        load_grid(grid, declared)
+
+
+# -- the real runs: biqe-lab batch end to end, nbval on every notebook ---------------------------------
+
+@pytest.mark.slow
+def test_batch_grid_report_matches_evaluate(tmp_path, sample_dir, second_dir):
+    grid = tmp_path / "grid.yaml"
+    grid.write_text(f"dataset: ['{sample_dir}', '{second_dir}']\n")
+    result = cli("batch", BATCH_NOTEBOOK, "--grid", grid, "-p", "pages", "1", "-p", "engine", "tesseract",
+                 "-p", "languages", "fra", "--out", tmp_path / "reports", "--run-id", "grid1")
+    assert result.returncode == 0, result.stderr[-3000:]
+    root = tmp_path / "reports" / "grid1"
+    runs = sorted(p for p in root.iterdir() if p.is_dir())
+    assert [p.name[:3] for p in runs] == ["01-", "02-"]
+
+    evaluated = cli("evaluate", sample_dir, "--engine", "tesseract", "--lang", "fra", "-q",
+                    "--json", tmp_path / "scores.json")
+    assert evaluated.returncode == 0, evaluated.stderr
+    scores = json.loads((tmp_path / "scores.json").read_text())
+    metrics = json.loads((runs[0] / "metrics.json").read_text())
+    assert metrics["status"] == "completed" and metrics["parameters"]["dataset"] == str(sample_dir)
+    assert metrics["evaluation"] == scores  # the same pages, the same numbers as `biqe-lab evaluate`
+
+    report = (runs[0] / "report.html").read_text(encoding="utf-8")
+    table = evaluated.stdout.split("scores written")[0].strip()
+    assert table in report.replace("&#x27;", "'")  # the evaluate table, verbatim
+    assert f"{scores['htr']['cer']:.2%}" in report
+    assert not re.search(r"""(src|href)=["']?https?://""", report) and "<script" not in report  # no CDN
+    assert report.count("data:image/png;base64,") >= 3 and "data:image/jpeg;base64," in report
+    for name in ("cer_per_page", "confusions", "cer_vs_confidence"):
+        assert (runs[0] / "figures" / f"{name}.png").stat().st_size > 5000
+    assert (runs[0] / "run_dataset.ipynb").is_file()
+    assert (runs[0] / "exports" / "page" / f"{scores['per_page'][0]['page']}.xml").is_file()
+
+    rows = json.loads((root / "comparison.json").read_text())
+    second = json.loads((runs[1] / "metrics.json").read_text())
+    assert [r["CER"] for r in rows] == [scores["htr"]["cer"], second["evaluation"]["htr"]["cer"]]
+    assert [r["dataset"] for r in rows] == [str(sample_dir), str(second_dir)]
+    assert "comparison" in result.stdout and f"{scores['htr']['cer']:.2%}" in result.stdout
+    assert "01-" in (root / "comparison.html").read_text()
+
+
+@pytest.mark.slow
+def test_every_notebook_runs_under_nbval(tmp_path, sample_dir, datasets):
+    """nbval executes each notebook (copies with the size parameters set to a small real sample)."""
+    import papermill
+
+    line_set = datasets / LINE_SET
+    small = {"pages": 1, "languages": "fra", "engine": "tesseract"}
+    overrides = {
+        "01_quickstart": {**small, "dataset": str(sample_dir)},
+        "02_correction_review": {**small, "dataset": str(sample_dir), "tier": "cheap"},
+        "03_evaluate": {**small, "datasets": [str(sample_dir), str(line_set)], "worst": 3},
+        "run_dataset": {**small, "dataset": str(sample_dir)},
+    }
+    assert {nb.stem for nb in NOTEBOOKS} == set(overrides)
+    copies = []
+    for nb in NOTEBOOKS:
+        params = {**overrides[nb.stem], "output_dir": str(tmp_path / "out" / nb.stem)}
+        declared = papermill.inspect_notebook(str(nb))
+        assert set(params) <= set(declared), nb.name
+        copy = tmp_path / nb.name
+        papermill.iorw.write_ipynb(papermill.parameterize.parameterize_notebook(
+            papermill.iorw.load_notebook_node(str(nb)), params), str(copy))
+        copies.append(copy)
+    result = subprocess.run([sys.executable, "-m", "pytest", "--nbval-lax", "--nbval-current-env", "-q",
+                             "-p", "no:cacheprovider", "--nbval-cell-timeout", "600", *map(str, copies)],
+                            capture_output=True, text=True, cwd=tmp_path, timeout=1200)
+    assert result.returncode == 0, result.stdout[-4000:]
+    assert re.search(r"\d+ passed", result.stdout) and "failed" not in result.stdout
+    assert (tmp_path / "out" / "run_dataset" / "metrics.json").is_file()
+    assert (tmp_path / "out" / "02_correction_review" / "document.json").is_file()

@@ -274,6 +274,39 @@ def demo(out_dir, pages, datasets):
     run_demo(Path(out_dir), pages, Path(datasets) if datasets else None)
 
 
+@main.command()
+@click.argument("notebook", type=click.Path(exists=True, dir_okay=False))
+@click.option("-p", "--parameter", "parameters", nargs=2, multiple=True, metavar="NAME VALUE",
+              help="Set a parameter of the notebook's 'parameters' cell (repeatable); unknown names are refused.")
+@click.option("--grid", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="YAML file mapping parameters to lists of values: one run per combination, then a comparison "
+                   "table across the runs.")
+@click.option("--out", "out_dir", default="reports", show_default=True, type=click.Path(file_okay=False),
+              help="Reports folder; each call writes OUT/<run_id>/.")
+@click.option("--run-id", default=None, help="Name of the run folder (default: <notebook>-<date>-<time>).")
+@click.option("--cell-timeout", type=int, default=None, help="Seconds a cell may run (default: no limit).")
+@translate_errors
+def batch(notebook, parameters, grid, out_dir, run_id, cell_timeout):
+    """Run NOTEBOOK with papermill into OUT/<run_id>/: executed notebook, metrics.json, report.html, exports.
+
+    \b
+    Example:
+      biqe-lab batch notebooks/batch/run_dataset.ipynb -p dataset peraire/train -p pages 3
+      biqe-lab batch notebooks/batch/run_dataset.ipynb --grid grid.yaml   # e.g. tier: [none, cheap]
+    """
+    from .batch import run_batch
+
+    result = run_batch(notebook, parameters, grid, out_dir, run_id, cell_timeout,
+                       log=lambda m: click.echo(m, err=True))
+    for run in result.runs:
+        ev = run.metrics.get("evaluation", {})
+        cer = f"CER {ev['htr']['cer']:.2%}" if ev.get("htr") else "no evaluation"
+        click.echo(f"{run.folder / 'report.html'}  ({cer})")
+    if result.comparison:
+        click.echo(result.table)
+        click.echo(f"comparison: {result.comparison}")
+
+
 
 # -- the job API: server, worker, accounts and keys (thin: biqe_lab.api does the work) ----------------
 @main.command()

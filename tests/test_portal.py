@@ -278,6 +278,7 @@ def test_upload_a_zip_watch_it_finish_download_it_and_redeliver_its_webhook(port
                ("cheap", "letters", "pdf", STEPS)
         row = page.locator(f"#job-{job_id}")
         assert "letter 248.zip" in row.inner_text() and row.locator("td[data-label=Pages]").inner_text() == "1"
+        page.screenshot(path=shots / "05a-job-submitted.png", full_page=True)  # queued or processing
 
         # no reload: the page's script refreshes the table until the job ends
         page.wait_for_selector(f"#job-{job_id}[data-state=done]", timeout=120_000)

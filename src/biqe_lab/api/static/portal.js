@@ -12,6 +12,21 @@
     if (confirmed) confirmed.value = "yes";
   });
 
+  // Uploads: one click sends once, and the button says that the file is on its way.
+  document.addEventListener("submit", function (event) {
+    var form = event.target;
+    if (event.defaultPrevented || !form.hasAttribute("data-busy-label")) return;
+    var button = form.querySelector('button[type="submit"]');
+    if (!button) return;
+    setTimeout(function () { button.disabled = true; button.textContent = form.getAttribute("data-busy-label"); }, 0);
+  });
+  window.addEventListener("pageshow", function () {  // back to a page from the cache: buttons work again
+    document.querySelectorAll("form[data-busy-label] button[disabled]").forEach(function (button) {
+      button.disabled = false;
+      button.textContent = button.getAttribute("data-label") || button.textContent;
+    });
+  });
+
   // Copy buttons: data-copy="#selector" copies that element's text.
   document.addEventListener("click", function (event) {
     var button = event.target.closest("[data-copy]");

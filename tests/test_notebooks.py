@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -13,12 +12,11 @@ import pytest
 from biqe_lab import Document, Producer, evaluate
 from biqe_lab.errors import InputError
 
-from conftest import PERAIRE, ROOT, _need
+from conftest import ROOT
 
 BIN = ROOT / ".venv" / "bin" / "biqe-lab"
 NOTEBOOKS = sorted((ROOT / "notebooks").rglob("*.ipynb"))
 BATCH_NOTEBOOK = ROOT / "notebooks" / "batch" / "run_dataset.ipynb"
-SECOND_PAGE = "B.1.intro-eurasie_0005"
 LINE_SET = "lines/cremma_mss20"
 
 
@@ -32,15 +30,6 @@ def run(sample_dir):
     from biqe_lab import workbench as wb
 
     return wb.process_dataset(sample_dir, pages=1, engine="tesseract", languages="fra")
-
-
-@pytest.fixture(scope="session")
-def second_dir(tmp_path_factory) -> Path:
-    """Another real peraire page in a folder of its own (a second 'data set' for grids)."""
-    dest = tmp_path_factory.mktemp("second")
-    for suffix in (".jpg", ".xml"):
-        shutil.copy2(_need(PERAIRE) / f"{SECOND_PAGE}{suffix}", dest / f"{SECOND_PAGE}{suffix}")
-    return dest
 
 
 class FakeBackend:
@@ -239,9 +228,10 @@ def test_grid_files(tmp_path):
 # -- the real runs: biqe-lab batch end to end, nbval on every notebook ---------------------------------
 
 @pytest.mark.slow
-def test_batch_grid_report_matches_evaluate(tmp_path, sample_dir, second_dir):
+def test_batch_grid_report_matches_evaluate(tmp_path, sample_dir, datasets):
+    line_set = datasets / LINE_SET  # its first "page" is one line image: a cheap second run
     grid = tmp_path / "grid.yaml"
-    grid.write_text(f"dataset: ['{sample_dir}', '{second_dir}']\n")
+    grid.write_text(f"dataset: ['{sample_dir}', '{line_set}']\n")
     result = cli("batch", BATCH_NOTEBOOK, "--grid", grid, "-p", "pages", "1", "-p", "engine", "tesseract",
                  "-p", "languages", "fra", "--out", tmp_path / "reports", "--run-id", "grid1")
     assert result.returncode == 0, result.stderr[-3000:]
@@ -271,7 +261,8 @@ def test_batch_grid_report_matches_evaluate(tmp_path, sample_dir, second_dir):
     rows = json.loads((root / "comparison.json").read_text())
     second = json.loads((runs[1] / "metrics.json").read_text())
     assert [r["CER"] for r in rows] == [scores["htr"]["cer"], second["evaluation"]["htr"]["cer"]]
-    assert [r["dataset"] for r in rows] == [str(sample_dir), str(second_dir)]
+    assert [r["dataset"] for r in rows] == [str(sample_dir), str(line_set)]
+    assert second["evaluation"]["pages"] == 1 and second["evaluation"]["lines"] == 1
     assert "comparison" in result.stdout and f"{scores['htr']['cer']:.2%}" in result.stdout
     assert "01-" in (root / "comparison.html").read_text()
 
@@ -287,7 +278,7 @@ def test_every_notebook_runs_under_nbval(tmp_path, sample_dir, datasets):
         "01_quickstart": {**small, "dataset": str(sample_dir)},
         "02_correction_review": {**small, "dataset": str(sample_dir), "tier": "cheap"},
         "03_evaluate": {**small, "datasets": [str(sample_dir), str(line_set)], "worst": 3},
-        "run_dataset": {**small, "dataset": str(sample_dir)},
+        "run_dataset": {**small, "dataset": str(line_set)},  # biqe-lab batch runs it on a page above
     }
     assert {nb.stem for nb in NOTEBOOKS} == set(overrides)
     copies = []

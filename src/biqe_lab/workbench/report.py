@@ -6,14 +6,15 @@ import datetime as _dt
 import html
 import json
 from pathlib import Path
-from typing import Optional, Sequence, Union
-
-import nbformat
+from typing import TYPE_CHECKING, Optional, Sequence, Union
 
 from ..evaluation import report
 from ..export import export_document
 from .runs import Run
 from .tables import line_table, page_table
+
+if TYPE_CHECKING:
+    import nbformat
 
 METRICS_FILE = "metrics.json"
 STYLE = """
@@ -83,13 +84,15 @@ def _output_html(output) -> str:
     return ""
 
 
-def notebook_html(notebook: Union[str, Path, nbformat.NotebookNode], title: str = "",
+def notebook_html(notebook: Union[str, Path, "nbformat.NotebookNode"], title: str = "",
                   header_html: str = "", show_code: bool = True) -> str:
     """A self-contained HTML page of an executed notebook: markdown, tables and images embedded.
 
     Widgets appear as the static rendering they carry; the code of each cell is folded away in a
     <details> element. Nothing is loaded from the network (no CDN, no scripts).
     """
+    import nbformat  # here: it loads jsonschema, seconds of import time that notebooks do not need
+
     nb = nbformat.read(str(notebook), as_version=4) if isinstance(notebook, (str, Path)) else notebook
     parts = []
     for cell in nb.cells:

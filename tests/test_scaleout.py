@@ -15,7 +15,6 @@ import re
 import signal
 import sqlite3
 import subprocess
-import sys
 import time
 import zipfile
 from pathlib import Path
@@ -23,14 +22,13 @@ from pathlib import Path
 import httpx
 import pytest
 
-from biqe_lab.api.localservers import Postgres, Redis, free_port, missing_programs
+from biqe_lab.api.localservers import CLI, Postgres, Redis, Stack, missing_programs
 from biqe_lab.api.settings import Settings
 from biqe_lab.api.store import Store, hash_key
 
 from conftest import WebhookReceiver
 from test_api import TEST_CONFIG, make_zip, page_files  # noqa: F401 - page_files is a fixture
 
-CLI = [sys.executable, "-m", "biqe_lab.cli"]
 STEPS = "layout,recognition,export"  # correction (an LLM) is not what these tests are about
 TERMINAL = {"done", "failed", "cancelled"}
 PREVIOUS_SCHEMA = Path(__file__).with_name("api_schema_0001.sql")
@@ -52,63 +50,20 @@ def servers():
         pg.stop()
 
 
-def _start(args: list[str], env: dict, log: Path) -> subprocess.Popen:
-    return subprocess.Popen([*CLI, *args], env=env, stdout=open(log, "wb"), stderr=subprocess.STDOUT,
-                            start_new_session=True)
-
-
-def _stop(proc: subprocess.Popen, sig: int = signal.SIGTERM) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, sig)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-
-
-class Cluster:
-    """The API alone (`serve --workers 0`) and Celery workers, on one PostgreSQL database and one Redis."""
+class Cluster(Stack):
+    """The API alone and Celery workers on one PostgreSQL database and one Redis, with an account and a client."""
 
     def __init__(self, pg: Postgres, redis: Redis, folder: Path, name: str) -> None:
-        self.folder = folder
-        self.env = {**os.environ, "PYTHONUNBUFFERED": "1", "BIQE_DATA_DIR": str(folder / "data"),
-                    "BIQE_DATABASE_URL": pg.create_database(name), "BIQE_QUEUE": "celery",
-                    "BIQE_BROKER_URL": redis.url(abs(hash(name)) % 15 + 1), "BIQE_ALLOW_INSECURE_WEBHOOKS": "1",
-                    "BIQE_WEBHOOK_BACKOFF": "0.5,1,1,1,1", "BIQE_MAX_PAGES": "60",
-                    "BIQE_HEARTBEAT_INTERVAL_S": "0.5", "BIQE_HEARTBEAT_TIMEOUT_S": "4",
-                    "BIQE_PIPELINE_CONFIG": json.dumps({"layout": TEST_CONFIG.layout, "engine": TEST_CONFIG.engine,
-                                                        "languages": list(TEST_CONFIG.languages)})}
+        super().__init__(folder, pg.create_database(name), redis.url(1), BIQE_ALLOW_INSECURE_WEBHOOKS="1",
+                         BIQE_WEBHOOK_BACKOFF="0.5,1,1,1,1", BIQE_MAX_PAGES="60", BIQE_HEARTBEAT_INTERVAL_S="0.5",
+                         BIQE_HEARTBEAT_TIMEOUT_S="4",
+                         BIQE_PIPELINE_CONFIG=json.dumps({"layout": TEST_CONFIG.layout, "engine": TEST_CONFIG.engine,
+                                                          "languages": list(TEST_CONFIG.languages)}))
         self.settings = Settings.from_env(self.env)
         self.store = Store(self.settings.db_url)
         self.account = self.store.create_account("acme")
         _, self.key = self.store.create_key("acme", "tests")
-        self.port = free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
-        self.server = _start(["serve", "--host", "127.0.0.1", "--port", str(self.port), "--workers", "0"],
-                             self.env, folder / "serve.log")
-        self.workers: list[tuple[subprocess.Popen, Path]] = []
         self.client = httpx.Client(base_url=self.base, headers={"X-API-Key": self.key}, timeout=60)
-
-    def add_worker(self) -> subprocess.Popen:
-        log = self.folder / f"worker{len(self.workers)}.log"
-        proc = _start(["worker", "--queue", "celery"], self.env, log)
-        self.workers.append((proc, log))
-        return proc
-
-    def wait_ready(self, timeout: float = 90) -> None:
-        deadline = time.monotonic() + timeout
-        pending = {log for proc, log in self.workers if proc.poll() is None}
-        healthy = False
-        while time.monotonic() < deadline and (pending or not healthy):
-            assert self.server.poll() is None, (self.folder / "serve.log").read_text()
-            pending = {log for log in pending if " ready." not in log.read_text(errors="replace")}
-            try:
-                healthy = healthy or httpx.get(self.base + "/healthz", timeout=2).status_code == 200
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        assert not pending and healthy, self.logs()
 
     def submit(self, data: bytes, **form) -> dict:
         form = {"pipeline_steps": STEPS, "pdf_format": "none", **form}
@@ -130,10 +85,6 @@ class Cluster:
         pytest.fail(f"jobs did not reach {until} in {timeout} s: "
                     f"{ {k: (v['state'], v['current_step']) for k, v in states.items()} }\n{self.logs()}")
 
-    def logs(self) -> str:
-        return "\n".join(f"--- {log.name}\n{log.read_text(errors='replace')[-3000:]}"
-                         for log in [self.folder / "serve.log", *(log for _, log in self.workers)])
-
     def done_lines(self) -> list[str]:
         """Job ids in the workers' "job <id> done" log lines (one per run that ended done)."""
         return [m for _, log in self.workers
@@ -141,9 +92,7 @@ class Cluster:
 
     def close(self) -> None:
         self.client.close()
-        for proc, _ in self.workers:
-            _stop(proc)
-        _stop(self.server)
+        super().close()
         self.store.dispose()
 
 

@@ -95,4 +95,8 @@ def run_celery_worker(settings: Optional[Settings] = None, config: Optional[Pipe
                       only: Optional[str] = None) -> None:
     """The `biqe-lab worker --queue celery` process."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    CeleryWorker(settings or Settings.from_env(), config).run(only)
+    settings = settings or Settings.from_env()
+    if settings.db_url.startswith("sqlite"):
+        log.warning("the job store is SQLite (no BIQE_DATABASE_URL): fine on one machine; workers on other "
+                    "machines need PostgreSQL (SQLite's locks do not work over a network file system)")
+    CeleryWorker(settings, config).run(only)

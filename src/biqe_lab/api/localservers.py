@@ -4,8 +4,10 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
+import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -131,3 +133,70 @@ class Redis:
                 self.process.kill()
                 self.process.wait()
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+CLI = [sys.executable, "-m", "biqe_lab.cli"]
+
+
+class Stack:
+    """Production mode on one machine: `biqe-lab serve --workers 0` and any number of `biqe-lab worker --queue
+    celery` processes on one database and one broker (each process logs to a file in ``folder``)."""
+
+    def __init__(self, folder: Path, database_url: str, broker_url: str, **settings: str) -> None:
+        """``settings``: more BIQE_* variables, e.g. ``BIQE_PIPELINE_CONFIG='{"engine": "tesseract"}'``."""
+        self.folder = folder
+        self.env = {**os.environ, "PYTHONUNBUFFERED": "1", "BIQE_DATA_DIR": str(folder / "data"),
+                    "BIQE_DATABASE_URL": database_url, "BIQE_QUEUE": "celery", "BIQE_BROKER_URL": broker_url,
+                    **settings}
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.server = self._start(["serve", "--host", "127.0.0.1", "--port", str(self.port), "--workers", "0"],
+                                  folder / "serve.log")
+        self.workers: list[tuple[subprocess.Popen, Path]] = []
+
+    def _start(self, args: list[str], log: Path) -> subprocess.Popen:
+        return subprocess.Popen([*CLI, *args], env=self.env, stdout=open(log, "wb"), stderr=subprocess.STDOUT,
+                                start_new_session=True)
+
+    def add_worker(self, *args: str) -> subprocess.Popen:
+        proc = self._start(["worker", "--queue", "celery", *args], self.folder / f"worker{len(self.workers)}.log")
+        self.workers.append((proc, self.folder / f"worker{len(self.workers)}.log"))
+        return proc
+
+    def wait_ready(self, timeout: float = 120) -> None:
+        """Until /healthz answers and every worker logged Celery's "ready."."""
+        import httpx
+
+        deadline = time.monotonic() + timeout
+        pending = {log for proc, log in self.workers if proc.poll() is None}
+        healthy = False
+        while time.monotonic() < deadline and (pending or not healthy):
+            if self.server.poll() is not None:
+                raise RuntimeError("the API server exited:\n" + self.logs())
+            pending = {log for log in pending if " ready." not in log.read_text(errors="replace")}
+            try:
+                healthy = healthy or httpx.get(self.base + "/healthz", timeout=2).status_code == 200
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        if pending or not healthy:
+            raise RuntimeError(f"not ready within {timeout} s:\n" + self.logs())
+
+    def logs(self, tail: int = 3000) -> str:
+        return "\n".join(f"--- {log.name}\n{log.read_text(errors='replace')[-tail:]}"
+                         for log in [self.folder / "serve.log", *(log for _, log in self.workers)])
+
+    @staticmethod
+    def stop(proc: subprocess.Popen, sig: int = signal.SIGTERM) -> None:
+        if proc.poll() is None:
+            os.killpg(proc.pid, sig)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+
+    def close(self) -> None:
+        for proc, _ in self.workers:
+            self.stop(proc)
+        self.stop(self.server)

@@ -100,12 +100,19 @@ def _safe_name(filename: str) -> str:
 
 
 def _zip_folder(folder: Path, target: Path) -> None:
-    """``folder``'s files into ``target`` (written beside it, then renamed: never half a ZIP)."""
-    tmp = target.with_name(target.name + ".tmp")
-    with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-            archive.write(path, path.relative_to(folder).as_posix())
-    os.replace(tmp, target)
+    """``folder``'s files into ``target`` (written beside it under a name of its own, flushed to disk, then
+    renamed: a reader, on any machine that mounts the data directory, never sees half a ZIP)."""
+    tmp = target.with_name(f"{target.name}.{uuid.uuid4().hex[:12]}.tmp")
+    try:
+        with open(tmp, "wb") as raw:
+            with zipfile.ZipFile(raw, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+                for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+                    archive.write(path, path.relative_to(folder).as_posix())
+            raw.flush()
+            os.fsync(raw.fileno())
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 class Worker:

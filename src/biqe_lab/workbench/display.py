@@ -42,11 +42,14 @@ def table_html(df: pd.DataFrame, percent: Iterable[str] = PERCENT_COLUMNS, digit
     """A DataFrame as an HTML table, rates as percentages, no index."""
     if not len(df):
         return "<p><i>(empty table)</i></p>"
-    formats = {c: (lambda v, d=digits: "–" if pd.isna(v) else f"{v:.{d}%}") for c in df.columns if c in percent}
+    percent = set(percent)
+    formats = {c: (lambda v, d=digits: "–" if pd.isna(v) else f"{v:.{d}%}") for c in df.columns
+               if c in percent or str(c).startswith(("CER ", "WER "))}
     for c in df.columns:
         if c not in formats and pd.api.types.is_float_dtype(df[c]):
             formats[c] = lambda v: "–" if pd.isna(v) else f"{v:.2f}"
-    return df.to_html(index=False, formatters=formats, escape=True, na_rep="–", classes="biqe-table", border=0)
+    return df.to_html(index=False, formatters=formats, escape=True, na_rep="–", classes="biqe-table", border=0,
+                      justify="left")
 
 
 class Static:
@@ -64,11 +67,10 @@ class Static:
         return bundle
 
 
-def show_table(df: pd.DataFrame, title: str = "", percent: Iterable[str] = PERCENT_COLUMNS) -> pd.DataFrame:
-    """Display ``df`` as a formatted table (rates as percentages) under a small title; returns it."""
+def show_table(df: pd.DataFrame, title: str = "", percent: Iterable[str] = PERCENT_COLUMNS) -> None:
+    """Display ``df`` as a formatted table (rates as percentages, no index) under a small title."""
     head = f"<h4>{html.escape(title)}</h4>" if title else ""
     _display(Static(head + table_html(df, percent), text=df.to_string(index=False)))
-    return df
 
 
 def show_figure(fig: Figure, save_to: Union[str, Path, None] = None, dpi: int = 110) -> bytes:
@@ -119,7 +121,8 @@ def worst_lines_html(runs: Union[Run, list[Run]], n: int = 8, origin: str = "htr
             f"<tr><td>{html.escape(row['page'])}<br>line {row['line']}<br>CER <b>{row['CER']:.0%}</b>"
             f"<br>conf. {conf}</td><td>{img_tag(png_bytes(crop), 'line image', 'max-width:100%')}"
             f"<div style='font-family:monospace'><span style='color:#555'>ref:</span> {html.escape(row['reference'])}"
-            f"<br><span style='color:#555'>htr:</span> {html.escape(row['recognized'])}"
+            f"<br><span style='color:#555'>htr:</span> "
+            f"{html.escape(row['recognized']) or '<i style=color:#888>(nothing recognized)</i>'}"
             f"<br><span style='color:#555'>diff:</span> {diff_html(row['reference'], row['recognized'])}</div></td></tr>")
     return ("<table class='worst'><thead><tr><th>where</th><th>line image, reference, recognized text "
             "and the edit from one to the other</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>")

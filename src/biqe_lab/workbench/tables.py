@@ -79,7 +79,7 @@ def dataset_table(runs: Run | Sequence[Run]) -> pd.DataFrame:
         if run.corrected is not None:
             row["CER corrected"] = run.corrected.cer
             row["WER corrected"] = run.corrected.wer
-        row["seconds"] = run.seconds
+        row["processing s"] = run.seconds
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -89,9 +89,9 @@ def tier_table(runs: Run | Sequence[Run]) -> pd.DataFrame:
     rows: dict[str, dict] = {}
     for run in _runs(runs):
         row = rows.setdefault(run.dataset, {"dataset": run.dataset})
-        row.setdefault("htr (no correction)", run.htr.cer)
+        row.setdefault("CER htr (no correction)", run.htr.cer)
         if run.tier != NO_CORRECTION and run.corrected is not None:
-            row[run.tier] = run.corrected.cer
+            row[f"CER after {run.tier}"] = run.corrected.cer
     return pd.DataFrame(list(rows.values()))
 
 

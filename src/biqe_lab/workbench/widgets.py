@@ -197,9 +197,15 @@ class _ReviewRow:
 class ReviewPanel:
     """Raw vs corrected text per line, filters, accept/reject writing back to the document, export."""
 
-    def __init__(self, document: Document, only: str = "changed", threshold: float = 0.6,
+    def __init__(self, document: Document, only: str = "auto", threshold: float = 0.6,
                  export_to: Union[str, Path, None] = None, limit: int = 40) -> None:
+        """``only``: changed, low_confidence, all, or auto (changed lines, all lines when none changed)."""
         self.document, self.limit = document, limit
+        self.note = ""
+        if only == "auto":
+            only = "changed" if review_items(document, "changed") else "all"
+            if only == "all":
+                self.note = "No line was changed or refused by the correction: showing all lines."
         self.filter = w.ToggleButtons(options=[("changed lines", "changed"), ("low confidence", "low_confidence"),
                                                ("all lines", "all")], value=only, description="show")
         self.threshold = w.FloatSlider(value=threshold, min=0.0, max=1.0, step=0.05, description="conf. below",
@@ -212,7 +218,8 @@ class ReviewPanel:
         self.rows: dict[str, _ReviewRow] = {}
         self.filter.observe(lambda _: self.refresh(), names="value")
         self.threshold.observe(lambda _: self.refresh(), names="value")
-        self.widget = w.VBox([w.HBox([self.filter, self.threshold]), w.HTML(DIFF_KEY), self.rows_box,
+        self.widget = w.VBox([w.HBox([self.filter, self.threshold]), w.HTML(f"<i>{self.note}</i>" + DIFF_KEY),
+                              self.rows_box,
                               w.HBox([self.export_path, self.export_button]), self.message])
         self.refresh()
 
@@ -249,7 +256,7 @@ class ReviewPanel:
 
     def static_html(self) -> str:
         items = self.items()
-        return (f"<p>filter: <b>{self.filter.value}</b>"
+        return (f"<p><i>{self.note}</i> filter: <b>{self.filter.value}</b>"
                 + (f" (confidence below {self.threshold.value:.2f})" if self.filter.value == "low_confidence" else "")
                 + f", {len(items)} lines</p>" + review_table_html(items, self.limit))
 

@@ -46,7 +46,7 @@ class PageViewer:
         self.document, self.width, self.origin, self.static_pages = document, width, origin, static_pages
         self._images: dict[str, Image.Image] = {}
         self.selected: Optional[str] = None
-        self.page_select = w.Dropdown(description="page",
+        self.page_select = w.Dropdown(description="page", layout=w.Layout(width="360px"),
                                       options=[(f"{p.name} ({len(p.lines)} lines)", i)
                                                for i, p in enumerate(document.pages)])
         self.toggles = {name: w.ToggleButton(value=True, description=label, layout=w.Layout(width="auto"))
@@ -63,12 +63,17 @@ class PageViewer:
         self.lines.observe(self.on_line_selected, names="value")
         self.zoom.observe(lambda _: self.render(), names="value")
         for toggle in self.toggles.values():
-            toggle.observe(lambda _: self.render(), names="value")
+            toggle.button_style, toggle.icon = "info", "check"
+            toggle.observe(self._on_toggle, names="value")
         controls = w.HBox([self.page_select, *self.toggles.values(), self.zoom], layout=w.Layout(flex_flow="row wrap"))
         side = w.VBox([w.HTML(_MONO_CSS + "<b>lines</b> (number, confidence, text): click one to highlight it"),
                        self.lines, self.detail], layout=w.Layout(width="520px"))
         self.widget = w.VBox([controls, self.legend, w.HBox([self.image, side])])
         self._fill_lines()
+        self.render()
+
+    def _on_toggle(self, change) -> None:
+        change["owner"].button_style, change["owner"].icon = ("info", "check") if change["new"] else ("", "")
         self.render()
 
     @property
@@ -81,8 +86,12 @@ class PageViewer:
         return self._images[page.name]
 
     def _text(self, line) -> tuple[str, Optional[float]]:
+        """The line's text (``origin``) and the recognizer's confidence (corrections carry none)."""
         variant = line.current() if self.origin == "current" else line.variant(self.origin)
-        return (variant.text, variant.confidence) if variant else ("", None)
+        raw = line.variant("htr")
+        confidence = variant.confidence if variant and variant.confidence is not None else (
+            raw.confidence if raw else None)
+        return (variant.text if variant else ""), confidence
 
     def _fill_lines(self) -> None:
         self.selected = None

@@ -307,9 +307,39 @@ def test_settings_of_production_mode():
     assert Settings.from_env({}).db_url.startswith("sqlite:///") and Settings.from_env({}).queue == "local"
     for env, words in (({"BIQE_QUEUE": "celery"}, "BIQE_BROKER_URL"), ({"BIQE_QUEUE": "kafka"}, "BIQE_QUEUE"),
                        ({"BIQE_DATABASE_URL": "mysql://x"}, "BIQE_DATABASE_URL"),
-                       ({"BIQE_PIPELINE_CONFIG": "[1]"}, "JSON object")):
+                       ({"BIQE_PIPELINE_CONFIG": "[1]"}, "JSON object"),
+                       ({"BIQE_HEARTBEAT_TIMEOUT_S": "4"}, "BIQE_HEARTBEAT_INTERVAL_S")):
         with pytest.raises(InputError, match=words):
             Settings.from_env(env)
     from biqe_lab.api.worker import worker_config
 
     assert worker_config(dataclasses.replace(s)).languages == ("fra", "lat")
+
+
+def test_concurrent_claims_on_postgresql_take_each_job_once(servers):
+    """Local workers on PostgreSQL: FOR UPDATE SKIP LOCKED, so racing claimers each get a different job."""
+    import threading
+
+    pg, _ = servers
+    store = Store(pg.create_database("claims"))
+    account = store.create_account("acme")
+    job_ids = set()
+    for i in range(12):
+        job = {"id": f"job-{i:02d}", "account_id": account["id"], "state": "queued", "page_count": 1,
+               "created_at": f"2026-11-30T00:00:{i:02d}.000Z", "expires_at": "2099-01-01T00:00:00.000Z",
+               "llm_tier": "cheap", "preset": "generic_historical", "pdf_format": "none", "pipeline_steps": STEPS,
+               "base_url": "https://biqe.example.org"}
+        job_ids.add(store.insert_job(job)[0]["id"])
+    claimed: list[str] = []
+
+    def claim_all(name: str) -> None:
+        while (job := store.claim(name)) is not None:
+            claimed.append(job["id"])
+
+    threads = [threading.Thread(target=claim_all, args=(f"w{i}",)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(claimed) == sorted(job_ids)
+    store.dispose()

@@ -132,6 +132,10 @@ def _check_production(values: dict) -> None:
     url = values.get("database_url")
     if url and not str(url).startswith(("sqlite", "postgresql")):
         raise InputError(f"BIQE_DATABASE_URL must be a sqlite:/// or postgresql+psycopg:// URL, got {url!r}")
+    interval, timeout = values.get("heartbeat_interval_s", 5.0), values.get("heartbeat_timeout_s", 120.0)
+    if not 0 < float(interval) < float(timeout):  # type: ignore[arg-type]
+        raise InputError(f"BIQE_HEARTBEAT_INTERVAL_S ({interval}) must be positive and below "
+                         f"BIQE_HEARTBEAT_TIMEOUT_S ({timeout})")
     if values.get("pipeline_config"):
         try:
             parsed = json.loads(values["pipeline_config"])

@@ -11,6 +11,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from PIL import Image
 
+from ..ingest import open_image
 from ..model import Document
 from .overlay import crop_line, png_bytes
 from .review import diff_html
@@ -111,7 +112,6 @@ def worst_lines_html(runs: Union[Run, list[Run]], n: int = 8, origin: str = "htr
         page = next(p for p in document.pages if p.name == row["page"])
         line = next(l for l in page.lines if l.id == row["line_id"])
         if page.name not in images:
-            from ..ingest import open_image
             images[page.name] = open_image(page.image)
         crop = crop_line(page, line, images[page.name], height=40)
         if crop.width > 900:

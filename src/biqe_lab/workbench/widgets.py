@@ -1,8 +1,4 @@
-"""ipywidgets 8 front-ends: a page viewer (page selector, layer toggles, zoom, clickable line table) and a review panel.
-
-Both display as live widgets in JupyterLab and carry a static PNG/HTML rendering of the same
-view in the same output, which headless runs (papermill, nbconvert) show instead.
-"""
+"""ipywidgets 8 page viewer and review panel; each output also carries a static rendering for headless runs."""
 from __future__ import annotations
 
 import html

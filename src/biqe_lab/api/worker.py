@@ -193,8 +193,11 @@ class Worker:
                 document.save(out / "document.json")
             cancel.check("before packing the result")
             _zip_folder(out, folder / "result.zip")
-            return self._finish(job, "done", warning_message="; ".join(warnings) or None,
-                                pages=len(document.pages))
+            row = self._finish(job, "done", warning_message="; ".join(warnings) or None,
+                               pages=len(document.pages))
+            if row is None and self.store.job(job["id"])["state"] == "cancelled":
+                (folder / "result.zip").unlink(missing_ok=True)  # cancelled while packing: no result
+            return row
         except CancelledError:
             if self.stopping.is_set():
                 log.info("job %s handed back to the queue (worker shutting down)", job["id"])

@@ -74,7 +74,6 @@ def main() -> None:
     model = ConfusionModel.learn((r["ref"], r["raw"]) for r in rows if r["ref"] and r["raw"])
     model.meta = {"source": "; ".join(sorted({f"{r['engine']} on {r['dataset']}" for r in rows})),
                   "pairs": len(rows), "built_by": "scripts/train_corrector.py"}
-    (out / "confusions.json").write_text(json.dumps(model.to_json(), ensure_ascii=False), encoding="utf-8")
     # keep bias: the most conservative setting whose CER on the training pairs is within 0.05 points of the best
     from biqe_lab.correction.guards import check
     from biqe_lab.correction.lexicon import LexiconBackend, apply_replacements, load_confusions
@@ -88,7 +87,7 @@ def main() -> None:
         if not drows:
             continue
         preset = load_preset(PRESET_OF[dataset])
-        backend = LexiconBackend(preset)
+        backend = LexiconBackend(preset, confusions=model)
         for i, r in enumerate(drows):
             decided.append((r, preset, backend.margins(LineInput(str(i), r["raw"], r["conf"], r["char_conf"]), preset)))
         print(f"{dataset}: {len(drows)} lines scored", flush=True)
@@ -99,7 +98,7 @@ def main() -> None:
         args.cache.write_text(json.dumps([(r, m) for r, _, m in decided], ensure_ascii=False))
     results = {}
     raw = score_pairs([(r["ref"], r["raw"]) for r, _, _ in decided])
-    for bias in (-10.0, -5.0, -2.5, -1.0, 0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 5.0, 1000.0):
+    for bias in (0.0, 5.0, 8.0, 10.0, 12.0, 14.0, 16.0, 20.0, 30.0, 1000.0):
         corr_pairs = []
         for r, preset, margins in decided:
             text = apply_replacements(r["raw"], [(s, e, w) for s, e, w, m in margins if m > bias])

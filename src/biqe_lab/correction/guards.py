@@ -6,7 +6,6 @@ import unicodedata
 from typing import Optional
 
 from rapidfuzz.distance import Levenshtein
-from rapidfuzz.fuzz import ratio
 
 from .presets import Preset
 
@@ -36,19 +35,19 @@ def check(raw: str, proposal: Optional[str], preset: Preset) -> Optional[str]:
         return "proposal deletes the line"
     if proposal == raw:
         return None
+    raw_words = words(raw)
+    new_words = words(proposal)
+    similarity = g.get("novel_word_similarity", 0.6)  # normalized Levenshtein similarity to some raw word
+    novel = [w for w in new_words if w not in raw_words
+             and not any(Levenshtein.normalized_similarity(w.lower(), r.lower()) >= similarity for r in raw_words)]
+    if novel and len(novel) > g.get("max_novel_word_ratio", 0.34) * max(len(new_words), 1):
+        return f"hallucinated words: {' '.join(novel[:5])}"
     distance = Levenshtein.distance(raw, proposal)
     cap = g.get("max_edit_ratio", 0.3) * max(len(raw), 1)
     if distance > max(cap, 1.0):
         return f"edit distance {distance} over the cap {cap:.1f} ({g.get('max_edit_ratio', 0.3):.0%} of {len(raw)} chars)"
     if len(proposal) > g.get("max_length_ratio", 1.3) * len(raw) + 5:
         return f"proposal is much longer than the line ({len(proposal)} vs {len(raw)} chars)"
-    raw_words = words(raw)
-    new_words = words(proposal)
-    similarity = 100 * g.get("novel_word_similarity", 0.5)
-    novel = [w for w in new_words
-             if w not in raw_words and not any(ratio(w.lower(), r.lower()) >= similarity for r in raw_words)]
-    if novel and len(novel) > g.get("max_novel_word_ratio", 0.34) * max(len(new_words), 1):
-        return f"hallucinated words: {' '.join(novel[:5])}"
     lost = sorted({c for c in preset.protected_chars if raw.count(c) > proposal.count(c)})
     if lost:
         return f"modernization: removes protected sign(s) {''.join(lost)}"

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import json
 import math
+import random
+import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -16,7 +18,7 @@ from rapidfuzz.distance import Levenshtein
 from ..errors import ModelError
 from ..model import Producer
 from ..version import __version__
-from .guards import WORD
+LETTERS = re.compile(r"[^\W\d_]+")  # a correctable word: letters only (d’ and -ment are separate tokens)
 from .presets import Preset
 from .step import LineInput, Proposal
 
@@ -181,6 +183,19 @@ class ConfusionModel:
         total = sum(self.seen.values()) or 1.0
         return math.log((self.ins.get(observed, 0.0) + self.alpha) / (total / 8))
 
+    def corrupt(self, word: str, rng: "random.Random") -> str:
+        """One recognizer-like error in ``word``, drawn from the learned confusions (synthetic noise)."""
+        i = rng.randrange(len(word))
+        ch = word[i]
+        row = {k: v for k, v in (self.sub.get(ch) or {}).items() if k != ch and k.isalpha()}
+        deletions = self.dele.get(ch, 0.0)
+        if row and rng.random() * (sum(row.values()) + deletions) < sum(row.values()):
+            choices, weights = zip(*row.items())
+            return word[:i] + rng.choices(choices, weights)[0] + word[i + 1:]
+        if len(word) > 3:
+            return word[:i] + word[i + 1:]
+        return word[:i] + ("c" if ch != "c" else "e") + word[i + 1:]
+
     def channel(self, intended: str, observed: str) -> float:
         """log P(observed | intended) along one minimal alignment."""
         score = 0.0
@@ -215,17 +230,22 @@ def match_case(template: str, word: str) -> str:
 class NoisyChannel:
     """Candidate words for an observed one, scored log P(word) + log P(observed | word)."""
 
-    def __init__(self, lexicon: Lexicon, confusions: ConfusionModel, max_edits: int = 2,
-                 oov_logprior: Optional[float] = None) -> None:
+    NOVEL_WORD_LOGP = math.log(0.01)  # P(a word is outside the lexicon: names, period spellings)
+    NOVEL_CHAR_LOGP = math.log(1 / 30)  # each of its letters, uniformly
+
+    def __init__(self, lexicon: Lexicon, confusions: ConfusionModel, max_edits: int = 2) -> None:
         self.lexicon = lexicon
         self.confusions = confusions
         self.max_edits = max_edits
-        self.oov_logprior = oov_logprior if oov_logprior is not None else math.log(1.0 / lexicon.total)
         self._cache: dict[str, list[tuple[str, float]]] = {}
 
+    def clear_cache(self) -> None:
+        self._cache.clear()
+
     def keep_score(self, observed: str) -> float:
-        """The score of leaving an unknown word as the recognizer read it."""
-        return self.oov_logprior + self.confusions.channel(observed, observed) + self.confusions.keep_bias
+        """The score of leaving an unknown word as the recognizer read it (a novel word, read without error)."""
+        prior = self.NOVEL_WORD_LOGP + len(observed) * self.NOVEL_CHAR_LOGP
+        return prior + self.confusions.channel(observed, observed) + self.confusions.keep_bias
 
     def candidates(self, observed: str, limit: int = 5) -> list[tuple[str, float]]:
         """Up to ``limit`` lexicon words near ``observed`` (case matched), best first."""
@@ -253,7 +273,7 @@ class NoisyChannel:
 def uncertain_words(line: LineInput, preset: Preset, lexicon: Lexicon) -> list[tuple[int, int, str]]:
     """(start, end, word) of the words the recognizer was unsure of and the lexicon does not know."""
     out = []
-    for m in WORD.finditer(line.text):
+    for m in LETTERS.finditer(line.text):
         word = m.group()
         if len(word) < preset.min_word_length or word in lexicon:
             continue
@@ -277,9 +297,9 @@ class LexiconBackend:
 
     origin = "lexicon"
 
-    def __init__(self, preset: Preset) -> None:
+    def __init__(self, preset: Preset, confusions: Optional[ConfusionModel] = None) -> None:
         self.lexicon = load_lexicon(preset.wordlists, preset.hunspell, preset.vocabularies)
-        self.confusions = load_confusions(preset.confusions)
+        self.confusions = confusions or load_confusions(preset.confusions)
         self.channel = NoisyChannel(self.lexicon, self.confusions, preset.max_word_edits)
         self.producer = Producer(engine="biqe-lexicon", model=f"noisy-channel:{preset.confusions}",
                                  version=__version__, prompt_version=None)

@@ -19,7 +19,9 @@ from .step import LineInput, Proposal
 
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 SCORING_VERSION = "lm-rescore-v1"  # the "prompt" of this tier: candidates ranked by LM log-probability in context
-LM_KEEP_BIAS = 2.0  # log-score bonus for keeping the recognizer's word (conservative; see scripts/train_corrector.py)
+LM_KEEP_BIAS = 0.0  # log-score bonus for keeping the word, on top of the cheap tier's tuned keep bias
+LM_WEIGHT = 1.0  # weight of the LM log-probability of the whole line against the noisy-channel score
+PRUNE = 12.0  # candidates this far below keeping the word are not shown to the LM
 MAX_WORDS_PER_LINE = 8
 CANDIDATES_PER_WORD = 4
 
@@ -122,7 +124,7 @@ def load_scorer(folder: Optional[str] = None) -> LMScorer:
 
 
 class LocalLMBackend:
-    """Balanced tier: the cheap tier's candidates (plus keeping the word) re-ranked by the LM, word by word."""
+    """Balanced tier: the cheap tier's candidates (and keeping the word) re-ranked by channel + LM score in context."""
 
     origin = "llm"
 
@@ -140,11 +142,11 @@ class LocalLMBackend:
                 "lexicon_words": len(self.lexical.lexicon)}
 
     def _options(self, word: str) -> list[tuple[str, float]]:
+        """Keep the word (first) or take a lexicon candidate, each with its noisy-channel score."""
         channel = self.lexical.channel
-        keep = (word, channel.confusions.channel(word, word) + self.keep_bias)
-        others = [(w, channel.confusions.channel(w, word)) for w, _ in channel.candidates(word, CANDIDATES_PER_WORD)
-                  if w != word]
-        return [keep, *others]
+        keep = (word, channel.keep_score(word) + self.keep_bias)
+        others = [(w, score) for w, score in channel.candidates(word, CANDIDATES_PER_WORD) if w != word]
+        return [keep, *[o for o in others if o[1] > keep[1] - PRUNE]]
 
     def propose(self, lines: list[LineInput], preset: Preset) -> list[Proposal]:
         out = []
@@ -154,11 +156,12 @@ class LocalLMBackend:
             for start, end, word in spans:
                 options = self._options(word)
                 if len(options) == 1:
-                    continue
+                    continue  # no candidate within reach: the LM is not asked
                 texts = [apply_replacements(line.text, [*chosen, (start, end, w)]) for w, _ in options]
                 lm = self.scorer.score(texts)
-                best = max(range(len(options)), key=lambda i: lm[i] + options[i][1])
-                if best != 0 and math.isfinite(lm[best]):
+                total = [LM_WEIGHT * lm[i] + options[i][1] for i in range(len(options))]
+                best = max(range(len(options)), key=total.__getitem__)
+                if best != 0 and math.isfinite(total[best]):
                     chosen.append((start, end, options[best][0]))
             out.append(Proposal(line.id, apply_replacements(line.text, chosen)))
         return out

@@ -31,6 +31,7 @@ class RemoteSettings:
     backoff: float = 1.0
     batch_lines: int = 30
     json_mode: bool = False  # send response_format={"type": "json_object"} (most servers accept it)
+    max_tokens: Optional[int] = None  # cap on the answer's length (None: the server's default)
 
     @classmethod
     def from_mapping(cls, conf: Mapping[str, str]) -> Optional["RemoteSettings"]:
@@ -47,7 +48,8 @@ class RemoteSettings:
                        timeout=float(conf.get("BIQE_LLM_TIMEOUT", 60)), retries=int(conf.get("BIQE_LLM_RETRIES", 3)),
                        backoff=float(conf.get("BIQE_LLM_BACKOFF", 1.0)),
                        batch_lines=int(conf.get("BIQE_LLM_BATCH_LINES", 30)),
-                       json_mode=str(conf.get("BIQE_LLM_JSON_MODE", "")).lower() in ("1", "true", "yes"))
+                       json_mode=str(conf.get("BIQE_LLM_JSON_MODE", "")).lower() in ("1", "true", "yes"),
+                       max_tokens=int(conf["BIQE_LLM_MAX_TOKENS"]) if conf.get("BIQE_LLM_MAX_TOKENS") else None)
         except ValueError as exc:
             raise InputError(f"bad BIQE_LLM_* setting: {exc}") from exc
 
@@ -80,6 +82,8 @@ class ChatClient:
         body: dict = {"model": self.settings.model, "messages": messages, "temperature": 0}
         if self.settings.json_mode:
             body["response_format"] = {"type": "json_object"}
+        if self.settings.max_tokens:
+            body["max_tokens"] = self.settings.max_tokens
         last = ""
         for attempt in range(self.settings.retries + 1):
             response = None

@@ -128,13 +128,16 @@ def test_submit_process_and_fetch_result(api, worker, scan_zip):
     assert status["state"] == "done", status
     assert status["result_url"] == body["result_url"]
     assert status["started_at"] and status["finished_at"] and status["error_message"] is None
-    assert "correction did not run" in status["warning_message"]
+    assert status["warning_message"] is None  # every requested step ran, the cheap correction tier included
     assert "webhook" not in status
 
     r = api.client.get(f"/v1/process-scan/{body['job_id']}/result", headers=api.headers())
     assert r.status_code == 200 and r.headers["content-type"] == "application/zip"
-    names = zipfile.ZipFile(io.BytesIO(r.content)).namelist()
-    assert {"page/p1.xml", "alto/p1.xml", "document.json"} <= set(names)
+    archive = zipfile.ZipFile(io.BytesIO(r.content))
+    assert {"page/p1.xml", "alto/p1.xml", "document.json"} <= set(archive.namelist())
+    document = json.loads(archive.read("document.json"))
+    correction = [record for record in document["processing"] if record["step"] == "correction"]
+    assert len(correction) == 1 and correction[0]["settings"]["preset"] == "generic_historical", correction
 
     usage = api.client.get("/v1/usage", headers=api.headers()).json()
     assert usage["total_pages"] == 1 and usage["months"][0]["jobs"] == 1

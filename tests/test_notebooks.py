@@ -5,6 +5,7 @@ import json
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -186,6 +187,18 @@ def test_review_buttons_write_human_variants_and_export(corrected, tmp_path):
     assert "application/vnd.jupyter.widget-view+json" in panel._repr_mimebundle_() and "proposal deletes the line" in panel.static_html()
 
 
+def test_accepting_a_line_without_proposal_confirms_the_recognition(run):
+    from biqe_lab.workbench import ReviewPanel
+
+    document = run.document.model_copy(deep=True)
+    panel = ReviewPanel(document, only="auto")  # nothing was corrected: every line is shown
+    line = document.pages[0].lines[2]
+    panel.rows[line.id].accept_button.click()
+    assert line.current().origin == "human" and line.current().text == line.variant("htr").text
+    assert "status: <b>accepted</b>" in panel.rows[line.id].header.value
+    assert "No line was changed" in panel.static_html()
+
+
 # -- batch: parameters and grids (no kernel) -----------------------------------------------------------
 
 def test_batch_refuses_unknown_and_owned_parameters(tmp_path):
@@ -296,3 +309,67 @@ def test_every_notebook_runs_under_nbval(tmp_path, sample_dir, datasets):
     assert re.search(r"\d+ passed", result.stdout) and "failed" not in result.stdout
     assert (tmp_path / "out" / "run_dataset" / "metrics.json").is_file()
     assert (tmp_path / "out" / "02_correction_review" / "document.json").is_file()
+
+
+@pytest.mark.slow
+def test_widgets_render_and_respond_in_jupyterlab(tmp_path, run):
+    """In a real JupyterLab (headless chromium): clicking a line changes the picture, accept updates the row."""
+    import socket
+    import time
+    import urllib.request
+
+    import nbformat
+
+    chromium = "/usr/bin/chromium"
+    if not Path(chromium).exists():
+        pytest.skip("Debian's chromium is not installed")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    run.document.save(tmp_path / "document.json")
+    nb = nbformat.v4.new_notebook(metadata={"kernelspec": {"name": "python3", "display_name": "Python 3",
+                                                           "language": "python"}})
+    nb.cells = [nbformat.v4.new_code_cell("from biqe_lab import workbench as wb\n"
+                                          "run = wb.load_run('document.json')\nwb.PageViewer(run.document, width=500)"),
+                nbformat.v4.new_code_cell("wb.ReviewPanel(run.document, only='all', limit=3)")]
+    nbformat.write(nb, str(tmp_path / "view.ipynb"))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    lab = subprocess.Popen([str(ROOT / ".venv" / "bin" / "jupyter-lab"), "--no-browser", "--allow-root",
+                            f"--port={port}", "--ip=127.0.0.1", "--IdentityProvider.token=",
+                            "--ServerApp.password=", f"--ServerApp.root_dir={tmp_path}"],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/api/status", timeout=2)
+                break
+            except OSError:
+                assert time.monotonic() < deadline and lab.poll() is None, "JupyterLab did not start"
+                time.sleep(0.5)
+        with sync_api.sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox", "--disable-gpu"])
+            page = browser.new_page(viewport={"width": 1500, "height": 1100})
+            page.goto(f"http://127.0.0.1:{port}/lab/tree/view.ipynb", timeout=120_000)
+            page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=120_000)
+            page.get_by_text(re.compile(r"\|\s*Idle")).first.wait_for(timeout=120_000)  # the kernel is ready
+            page.keyboard.press("Escape")
+            page.get_by_role("menuitem", name="Run", exact=True).click(timeout=60_000)
+            page.get_by_text("Run All Cells", exact=True).click(timeout=60_000)
+            table = page.locator(".widget-select select").first
+            try:
+                table.wait_for(timeout=180_000)
+            finally:
+                page.screenshot(path=str(tmp_path / "lab.png"))
+            picture = page.locator(".widget-image").first
+            before = picture.get_attribute("src")
+            table.select_option(index=6)  # click line 6 of the line table
+            page.wait_for_function("before => document.querySelector('.widget-image').src !== before", arg=before,
+                                   timeout=60_000)
+            assert page.locator("text=recognized:").count() == 1  # the line's detail panel
+            page.locator("button:has-text('accept')").first.click()
+            page.wait_for_selector("text=status: accepted", timeout=60_000)
+            browser.close()
+    finally:
+        lab.terminate()
+        lab.wait(timeout=30)

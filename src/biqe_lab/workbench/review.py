@@ -47,10 +47,12 @@ def _guard_reason(line: Line, proposal: Optional[TextVariant], inspected: Option
 
 
 def _decision(line: Line, raw: Optional[TextVariant], proposal: Optional[TextVariant]) -> Optional[str]:
+    """accepted (the proposal, or the raw text when nothing was proposed), rejected (back to raw), or edited."""
     human = line.variant("human")
     if human is None:
         return None
-    if proposal is not None and human.parent == proposal.id and human.text == proposal.text:
+    kept = proposal or raw
+    if kept is not None and human.parent == kept.id and human.text == kept.text:
         return "accepted"
     if raw is not None and human.parent == raw.id and human.text == raw.text:
         return "rejected"

@@ -280,6 +280,16 @@ def test_batch_grid_report_matches_evaluate(tmp_path, sample_dir, datasets):
 
 
 @pytest.mark.slow
+def test_a_failing_notebook_still_gets_its_report(tmp_path):
+    result = cli("batch", BATCH_NOTEBOOK, "-p", "dataset", tmp_path / "missing", "--out", tmp_path, "--run-id", "bad")
+    assert result.returncode == 12, result.stderr
+    assert "report.html" in result.stderr
+    report = (tmp_path / "bad" / "report.html").read_text(encoding="utf-8")
+    assert "failed" in report and "is neither a folder nor a data set" in report
+    assert json.loads((tmp_path / "bad" / "metrics.json").read_text())["status"] == "failed"
+
+
+@pytest.mark.slow
 def test_every_notebook_runs_under_nbval(tmp_path, sample_dir, datasets):
     """nbval executes each notebook (copies with the size parameters set to a small real sample)."""
     import papermill

@@ -5,6 +5,7 @@ import json
 import math
 import random
 import re
+import unicodedata
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -68,7 +69,7 @@ class Lexicon:
         for word in words:
             low = word.lower()
             self.counts[low] += count
-            if low not in self.spelling or (word != low and self.spelling[low] == low and count > 0):
+            if word == low or low not in self.spelling:  # a word ever written in lower case is not a name
                 self.spelling[low] = word
 
     def __contains__(self, word: str) -> bool:
@@ -219,6 +220,20 @@ def load_confusions(name: str) -> ConfusionModel:
 
 
 # -- the noisy channel --------------------------------------------------------------------------------
+def base_letter(ch: str) -> str:
+    return unicodedata.normalize("NFD", ch)[:1].lower()
+
+
+def changes_diacritics(observed: str, candidate: str) -> bool:
+    """True when some edit from ``observed`` to ``candidate`` only adds, drops or swaps an accent."""
+    for op in Levenshtein.opcodes(observed, candidate):
+        if op.tag == "replace":
+            for x, y in zip(observed[op.src_start:op.src_end], candidate[op.dest_start:op.dest_end]):
+                if x.lower() != y.lower() and base_letter(x) == base_letter(y):
+                    return True
+    return False
+
+
 def match_case(template: str, word: str) -> str:
     if template.isupper() and len(template) > 1:
         return word.upper()
@@ -233,7 +248,9 @@ class NoisyChannel:
     NOVEL_WORD_LOGP = math.log(0.01)  # P(a word is outside the lexicon: names, period spellings)
     NOVEL_CHAR_LOGP = math.log(1 / 30)  # each of its letters, uniformly
 
-    def __init__(self, lexicon: Lexicon, confusions: ConfusionModel, max_edits: int = 2) -> None:
+    def __init__(self, lexicon: Lexicon, confusions: ConfusionModel, max_edits: int = 2,
+                 diacritics_as_read: bool = True) -> None:
+        self.diacritics_as_read = diacritics_as_read
         self.lexicon = lexicon
         self.confusions = confusions
         self.max_edits = max_edits
@@ -263,6 +280,8 @@ class NoisyChannel:
                                                   limit=40):
                 spelled = self.lexicon.spelling[word]
                 shown = spelled if spelled != word else match_case(observed, word)
+                if self.diacritics_as_read and changes_diacritics(observed, shown):
+                    continue  # a diplomatic transcription keeps the accents as written (or not)
                 score = self.lexicon.logprior(word) + self.confusions.channel(shown, observed)
                 found[shown] = max(score, found.get(shown, -math.inf))
         ranked = sorted(found.items(), key=lambda kv: -kv[1])
@@ -275,8 +294,8 @@ def uncertain_words(line: LineInput, preset: Preset, lexicon: Lexicon) -> list[t
     out = []
     for m in LETTERS.finditer(line.text):
         word = m.group()
-        if len(word) < preset.min_word_length or word in lexicon:
-            continue
+        if len(word) < preset.min_word_length or word in lexicon or sum(c.isupper() for c in word) > 1:
+            continue  # short, known, or capitals inside (names, acronyms: left as read)
         if line.char_confidences:
             conf = min(line.char_confidences[m.start():m.end()])
         else:
@@ -300,7 +319,7 @@ class LexiconBackend:
     def __init__(self, preset: Preset, confusions: Optional[ConfusionModel] = None) -> None:
         self.lexicon = load_lexicon(preset.wordlists, preset.hunspell, preset.vocabularies)
         self.confusions = confusions or load_confusions(preset.confusions)
-        self.channel = NoisyChannel(self.lexicon, self.confusions, preset.max_word_edits)
+        self.channel = NoisyChannel(self.lexicon, self.confusions, preset.max_word_edits, preset.diacritics_as_read)
         self.producer = Producer(engine="biqe-lexicon", model=f"noisy-channel:{preset.confusions}",
                                  version=__version__, prompt_version=None)
 

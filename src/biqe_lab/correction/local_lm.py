@@ -19,7 +19,7 @@ from .step import LineInput, Proposal
 
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 SCORING_VERSION = "lm-rescore-v1"  # the "prompt" of this tier: candidates ranked by LM log-probability in context
-LM_KEEP_BIAS = 0.0  # log-score bonus for keeping the word, on top of the cheap tier's tuned keep bias
+LM_KEEP_BIAS = 12.0  # bonus for keeping the word (scripts/tune_balanced.py on training lines: 0-12 tie, most conservative)
 LM_WEIGHT = 1.0  # weight of the LM log-probability of the whole line against the noisy-channel score
 PRUNE = 12.0  # candidates this far below keeping the word are not shown to the LM
 MAX_WORDS_PER_LINE = 8

@@ -19,10 +19,10 @@ from rapidfuzz.distance import Levenshtein
 from ..errors import ModelError
 from ..model import Producer
 from ..version import __version__
-LETTERS = re.compile(r"[^\W\d_]+")  # a correctable word: letters only (d’ and -ment are separate tokens)
 from .presets import Preset
 from .step import LineInput, Proposal
 
+LETTERS = re.compile(r"[^\W\d_]+")  # a correctable word: letters only (d’ and -ment are separate tokens)
 DICT_DIR = Path("/usr/share/dict")
 HUNSPELL_DIR = Path("/usr/share/hunspell")
 
@@ -184,7 +184,7 @@ class ConfusionModel:
         total = sum(self.seen.values()) or 1.0
         return math.log((self.ins.get(observed, 0.0) + self.alpha) / (total / 8))
 
-    def corrupt(self, word: str, rng: "random.Random") -> str:
+    def corrupt(self, word: str, rng: random.Random) -> str:
         """One recognizer-like error in ``word``, drawn from the learned confusions (synthetic noise)."""
         i = rng.randrange(len(word))
         ch = word[i]

@@ -236,6 +236,21 @@ def test_valid_step_subsets(api, worker, scan_zip):
     assert all(line["variants"][0]["origin"] == "htr" for page in document["pages"] for line in page["lines"])
 
 
+def test_best_tier_without_an_endpoint_runs_as_balanced_and_says_so(api, worker, scan_zip, monkeypatch):
+    for name in ("BIQE_LLM_BASE_URL", "BIQE_LLM_MODEL", "BIQE_LLM_API_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    job_id = api.submit(scan_zip, llm_tier="best", preset="english_19_20c_letters").json()["job_id"]
+    worker.run_once()
+    status = api.status(job_id).json()
+    assert status["state"] == "done" and (status["llm_tier"], status["preset"]) == ("best", "english_19_20c_letters")
+    assert status["warning_message"].count("ran as 'balanced'") == 1, status["warning_message"]
+
+
+def test_unknown_preset_names_the_shipped_ones(api, scan_zip):
+    r = api.submit(scan_zip, preset="letters")
+    assert r.status_code == 400 and "english_19_20c_letters" in r.json()["message"]
+
+
 # -- idempotency -------------------------------------------------------------------------------------
 def test_idempotency_key_returns_the_same_job(api, scan_zip, page_files):
     first = api.submit(scan_zip, headers={"Idempotency-Key": "k1"})

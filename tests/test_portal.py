@@ -266,7 +266,7 @@ def test_upload_a_zip_watch_it_finish_download_it_and_redeliver_its_webhook(port
         page.set_input_files("#scan_zip", files=[{"name": "letter 248.zip", "mimeType": "application/zip",
                                                   "buffer": letter_zip}])
         page.select_option("#llm_tier", "cheap")
-        page.select_option("#preset", "letters")
+        page.select_option("#preset", "english_19_20c_letters")
         page.select_option("#pdf_format", "pdf")
         page.select_option("#pipeline_steps", STEPS)
         page.fill("#webhook_url", receiver.url)
@@ -275,7 +275,7 @@ def test_upload_a_zip_watch_it_finish_download_it_and_redeliver_its_webhook(port
         job_id = page.url.split("#job-")[1]
         job = portal.store.job(job_id)
         assert (job["llm_tier"], job["preset"], job["pdf_format"], job["pipeline_steps"]) == \
-               ("cheap", "letters", "pdf", STEPS)
+               ("cheap", "english_19_20c_letters", "pdf", STEPS)
         row = page.locator(f"#job-{job_id}")
         assert "letter 248.zip" in row.inner_text() and row.locator("td[data-label=Pages]").inner_text() == "1"
         page.screenshot(path=shots / "05a-job-submitted.png", full_page=True)  # queued or processing

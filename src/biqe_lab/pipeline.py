@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Callable, Literal, Optional, Union
 
 from PIL import Image
 
+from .correction.presets import DEFAULT_PRESET
 from .errors import BiqeError, CancelledError, InputError
 from .ingest import Source, ingest, open_image
 from .layout import LayoutStep, make_layout
@@ -25,7 +26,6 @@ DEFAULT_ENGINE = "auto"  # the bundled handwriting model when the build has one,
 PIPELINE_STEPS = ("layout", "recognition", "correction", "export")
 STEP_NEEDS = {"recognition": "layout", "correction": "recognition", "export": "layout"}
 CORRECTION_TIERS = ("none", "cheap", "balanced", "best")
-DEFAULT_PRESET = "generic_historical"
 
 
 def parse_steps(value: Union[str, tuple[str, ...], list[str], None]) -> tuple[str, ...]:

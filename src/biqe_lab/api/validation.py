@@ -11,16 +11,16 @@ from pathlib import Path
 from typing import BinaryIO, Optional
 from urllib.parse import urlsplit
 
+from ..correction import TIERS
+from ..correction.presets import DEFAULT_PRESET, preset_names
 from ..errors import ArchiveTooLargeError, InputError
 from ..ingest import ingest
 from ..safezip import ZipLimits
 from .settings import Settings
 
-LLM_TIERS = ("cheap", "balanced", "best")
+LLM_TIERS = TIERS
 DEFAULT_LLM_TIER = "balanced"
-# Document types a correction preset exists for; names only until the correction issue lands.
-PRESETS = ("generic_historical", "generic_modern", "letters", "registers", "medieval_latin", "printed")
-DEFAULT_PRESET = "generic_historical"
+PRESETS = tuple(preset_names())  # the correction presets shipped in the package (biqe-lab presets list)
 DEFAULT_PDF_FORMAT = "pdfa-2b"
 
 

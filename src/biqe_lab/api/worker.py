@@ -183,7 +183,7 @@ class Worker:
             for record in document.processing:
                 warnings += [str(w) for w in record.settings.get("warnings", [])]
             for page in document.pages:
-                warnings += [f"{page.name}: {w}" for w in page.warnings]
+                warnings += [f"{page.name}: {w}" for w in page.warnings if w not in warnings]  # once per job
             shutil.rmtree(out, ignore_errors=True)  # a previous attempt's files
             self.store.heartbeat(job["id"], job["worker_id"], "export")
             if "export" in steps:

@@ -76,7 +76,9 @@ def _create_user(env: dict[str, str], account: str, email: str) -> None:
     assert result.exit_code == 0, result.output
 
 
-@pytest.fixture(scope="session")
+# Module scope: the server and worker threads, the browser and its Playwright driver end with this file, so
+# no later test forks a process (kraken's inference pool) beside them (a fork there once hung test_training).
+@pytest.fixture(scope="module")
 def portal(tmp_path_factory) -> Iterator[Portal]:
     import uvicorn
 
@@ -118,7 +120,7 @@ def portal(tmp_path_factory) -> Iterator[Portal]:
         thread.join(timeout=15)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
     if not CHROMIUM.exists():
         pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
@@ -130,14 +132,14 @@ def browser():
     playwright.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def shots(tmp_path_factory) -> Path:
     folder = Path(os.environ.get("BIQE_PORTAL_SCREENSHOTS") or tmp_path_factory.mktemp("screenshots"))
     folder.mkdir(parents=True, exist_ok=True)
     return folder
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def letter_zip() -> bytes:
     if not LETTER_DIR.is_dir():
         pytest.skip(f"{LETTER_DIR} is not on this machine")

@@ -1,12 +1,6 @@
 """The FastAPI app: routes of the published job API, auth dependencies and the API's one error translator."""
 from __future__ import annotations
 
-import hashlib
-import json
-import os
-import shutil
-import uuid
-from datetime import timedelta
 from typing import Annotated, Any, Optional
 
 from fastapi import Depends, FastAPI, File, Form, Header, Request, UploadFile
@@ -18,25 +12,13 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..errors import BiqeError
 from ..pdf import PDF_FORMATS
-from ..pipeline import PIPELINE_STEPS, parse_steps
+from ..pipeline import PIPELINE_STEPS
 from ..version import __version__
 from .dispatch import make_dispatcher
+from .jobs import cancel_job, created_body, result_path, submit_job
 from .settings import Settings
-from .store import NotFoundError, Store, iso, result_url, status_url, utcnow
-from .validation import (DEFAULT_LLM_TIER, DEFAULT_PDF_FORMAT, DEFAULT_PRESET, LLM_TIERS, PRESETS,
-                         UploadTooLargeError, check_choice, check_webhook_url, stage_upload)
-
-class ResultNotReadyError(NotFoundError):
-    """The job has no result (yet, or ever: failed or cancelled)."""
-
-    code = "result_not_ready"
-
-
-class ResultGoneError(NotFoundError):
-    """The result expired and the sweeper deleted it."""
-
-    code = "result_expired"
-
+from .store import Store, result_url
+from .validation import DEFAULT_LLM_TIER, DEFAULT_PDF_FORMAT, DEFAULT_PRESET, LLM_TIERS, PRESETS, UploadTooLargeError
 
 # -- response models (the OpenAPI schema; bodies are built by job_view) ---------------------------
 _JOB_ID = "3f0c8a52-1d5e-4a7b-9a51-6c2f0f1f9e10"
@@ -201,7 +183,7 @@ def create_app(settings: Optional[Settings] = None) -> FastAPI:
     app.state.store = Store(settings.db_url)
     app.state.dispatcher = make_dispatcher(settings, app.state.store)  # BIQE_QUEUE: local polling or Celery
     install_error_translator(app)
-    from .portal import router as portal_router  # the customer portal at /portal (imported here: it uses app's routes)
+    from .portal import router as portal_router  # the customer portal at /portal (imported here: it uses job_view)
     app.include_router(portal_router)
 
     @app.middleware("http")
@@ -239,42 +221,10 @@ def create_app(settings: Optional[Settings] = None) -> FastAPI:
                = DEFAULT_PDF_FORMAT,
                idempotency_key: Annotated[Optional[str], Header(alias="Idempotency-Key")] = None) -> JSONResponse:
         """Submit a scan: validated (size, ZIP safety, decodable images, options), stored, queued; 202."""
-        options = {
-            "llm_tier": check_choice("llm_tier", llm_tier, LLM_TIERS, DEFAULT_LLM_TIER),
-            "preset": check_choice("preset", preset, PRESETS, DEFAULT_PRESET),
-            "pdf_format": check_choice("pdf_format", pdf_format, PDF_FORMATS, DEFAULT_PDF_FORMAT),
-            "pipeline_steps": ",".join(parse_steps(pipeline_steps)),
-            "webhook_url": check_webhook_url(webhook_url, settings.allow_insecure_webhooks),
-        }
-        staged = stage_upload(scan_zip.file, scan_zip.filename or "scan.zip", settings)
-        job_id = str(uuid.uuid4())
-        target = settings.jobs_dir / job_id
-        try:
-            os.replace(staged.folder, target)  # same file system: atomic
-        except BaseException:
-            staged.discard()
-            raise
-        now = utcnow()
-        job = {"id": job_id, "account_id": account["id"], "state": "queued", "page_count": staged.page_count,
-               "created_at": iso(now), "expires_at": iso(now + timedelta(hours=settings.result_ttl_hours)),
-               "base_url": settings.public_url or str(request.base_url).rstrip("/"),
-               "options": json.dumps({"filename": staged.filename}), **options,
-               "idempotency_key": idempotency_key or None,
-               "request_hash": hashlib.sha256(json.dumps([staged.sha256, options], sort_keys=True).encode())
-               .hexdigest()}
-        try:
-            stored, created = store.insert_job(job, settings.idempotency_window_h)
-        except BaseException:
-            shutil.rmtree(target, ignore_errors=True)
-            raise
-        if not created:
-            shutil.rmtree(target, ignore_errors=True)
-        else:
-            request.app.state.dispatcher.enqueue(stored["id"])
-        body = {"job_id": stored["id"], "state": stored["state"], "page_count": stored["page_count"],
-                "created_at": stored["created_at"], "expires_at": stored["expires_at"],
-                "status_url": status_url(stored), "result_url": result_url(stored)}
-        return JSONResponse(body, status_code=202)
+        stored = submit_job(settings, store, request.app.state.dispatcher, account, scan_zip.file, scan_zip.filename,
+                            str(request.base_url), llm_tier=llm_tier, preset=preset, webhook_url=webhook_url,
+                            pipeline_steps=pipeline_steps, pdf_format=pdf_format, idempotency_key=idempotency_key)
+        return JSONResponse(created_body(stored), status_code=202)
 
     @app.get("/v1/process-scan/{job_id}", response_model=JobStatus, response_model_exclude_unset=True,
              tags=["jobs"], responses=_ERRORS)
@@ -287,17 +237,7 @@ def create_app(settings: Optional[Settings] = None) -> FastAPI:
                                          "description": "PageXML, ALTO, document.json and the PDF"}})
     def job_result(job_id: str, account: AccountDep, store: StoreDep, settings: SettingsDep) -> FileResponse:
         """The result ZIP of a done job until ``expires_at``; 404 (saying why) otherwise."""
-        job = store.job(job_id, account["id"])
-        if job["result_expired_at"] or job["expires_at"] < iso(utcnow()):
-            raise ResultGoneError(f"the result of job {job_id} expired at {job['expires_at']} and was deleted")
-        if job["state"] != "done":
-            reason = {"queued": "is queued", "processing": "is still processing", "failed": "failed",
-                      "cancelled": "was cancelled"}[job["state"]]
-            raise ResultNotReadyError(f"job {job_id} {reason}; a result exists only when its state is 'done'",
-                                      state=job["state"])
-        path = settings.jobs_dir / job_id / "result.zip"
-        if not path.is_file():
-            raise ResultGoneError(f"the result of job {job_id} is no longer on the server")
+        path = result_path(settings, store, job_id, account["id"])
         return FileResponse(path, media_type="application/zip", filename=f"{job_id}.zip")
 
     @app.delete("/v1/process-scan/{job_id}", response_model=JobStatus, response_model_exclude_unset=True,
@@ -305,9 +245,7 @@ def create_app(settings: Optional[Settings] = None) -> FastAPI:
                 responses={**_ERRORS, 409: {"model": ErrorBody, "description": "the job already ended"}})
     def job_cancel(request: Request, job_id: str, account: AccountDep, store: StoreDep) -> dict[str, Any]:
         """Cancel a queued or processing job (a running pipeline stops at the next page or step)."""
-        job = store.cancel(job_id, account["id"])
-        request.app.state.dispatcher.revoke(job_id)
-        return job_view(job, store)
+        return job_view(cancel_job(store, request.app.state.dispatcher, job_id, account["id"]), store)
 
     @app.get("/v1/usage", response_model=Usage, tags=["account"], responses={401: _ERRORS[401]})
     def usage(account: AccountDep, store: StoreDep) -> dict[str, Any]:

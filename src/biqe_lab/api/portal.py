@@ -12,12 +12,12 @@ from urllib.parse import quote, urlsplit
 
 from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
-from fastapi.routing import APIRoute
 from fastapi.templating import Jinja2Templates
 
 from ..errors import BiqeError
 from ..pdf import PDF_FORMATS
 from .settings import Settings
+from .jobs import cancel_job, result_path, submit_job
 from .store import TERMINAL, ConflictError, NotFoundError, Store, parse_iso
 from .users import SESSION_HOURS, PortalSession, SignInError, TooManyAttemptsError, Users
 from .validation import DEFAULT_LLM_TIER, DEFAULT_PDF_FORMAT, DEFAULT_PRESET, LLM_TIERS, PRESETS
@@ -157,15 +157,6 @@ def page(handler: Callable[..., Response]) -> Callable[..., Response]:
                           title={403: "Refused", 404: "Not found"}.get(exc.http_status, "Something went wrong"))
 
     return wrapper
-
-
-def _api_endpoint(request: Request, method: str, path: str) -> Callable[..., Any]:
-    """The job API's own route function for ``method path``: the portal submits and downloads through the
-    very code of the API (the same validation, limits and messages), with the signed-in user's account."""
-    for route in request.app.routes:
-        if isinstance(route, APIRoute) and route.path == path and method in route.methods:
-            return route.endpoint
-    raise LookupError(f"the job API has no route {method} {path}")
 
 
 def _account(request: Request, session: PortalSession) -> dict:
@@ -395,25 +386,21 @@ def jobs_submit(request: Request, scan_zip: Optional[UploadFile] = File(None), l
     if scan_zip is None:
         return _jobs_page(request, session, 400, form=form,
                           upload_error=BiqeError("scan_zip: Field required (choose a ZIP file)"))
-    submit = _api_endpoint(request, "POST", "/v1/process-scan")
-    try:
-        response = submit(request=request, account=_account(request, session), store=_store(request),
-                          settings=_settings(request), scan_zip=scan_zip, idempotency_key=None, **form)
+    try:  # the API's own submission code: the same validation, limits and messages
+        job = submit_job(_settings(request), _store(request), request.app.state.dispatcher,
+                         _account(request, session), scan_zip.file, scan_zip.filename, str(request.base_url), **form)
     except BiqeError as exc:
         return _jobs_page(request, session, exc.http_status, form=form, upload_error=exc)
-    job_id = json.loads(bytes(response.body))["job_id"]
-    return redirect(f"{COOKIE_PATH}/jobs?notice=job-submitted#job-{job_id}")
+    return redirect(f"{COOKIE_PATH}/jobs?notice=job-submitted#job-{job['id']}")
 
 
 @router.get("/jobs/{job_id}/result")
 @page
 def jobs_result(request: Request, job_id: str) -> Response:
     session = current_session(request)
-    download = _api_endpoint(request, "GET", "/v1/process-scan/{job_id}/result")
-    response = download(job_id=job_id, account=_account(request, session), store=_store(request),
-                        settings=_settings(request))
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    path = result_path(_settings(request), _store(request), job_id, session.account_id)
+    return FileResponse(path, media_type="application/zip", filename=f"{job_id}.zip",
+                        headers={"Cache-Control": "no-store"})
 
 
 @router.post("/jobs/{job_id}/cancel")
@@ -428,7 +415,7 @@ def jobs_cancel(request: Request, job_id: str, csrf_token: str = Form(""), confi
                       text=f"Job {job_id} stops at its next page boundary and is not billed.",
                       action=f"{COOKIE_PATH}/jobs/{job_id}/cancel", button="Cancel job", back=f"{COOKIE_PATH}/jobs")
     try:
-        store.cancel(job["id"], session.account_id)
+        cancel_job(store, request.app.state.dispatcher, job["id"], session.account_id)  # revokes a queued task too
     except ConflictError as exc:
         return _jobs_page(request, session, 409, page_error=exc)
     return redirect(f"{COOKIE_PATH}/jobs?notice=job-cancelled")

@@ -92,9 +92,12 @@ def test_exit_codes_per_error_class(tmp_path):
     (tmp_path / "bad" / "page1.jpg").write_bytes(b"\xff\xd8garbage")
     res = run("process", tmp_path / "bad", "--out", tmp_path / "o", *gt)
     assert res.returncode == 5 and "page1.jpg" in res.stderr
-    res = run("process", tmp_path / "bad", "--out", tmp_path / "o", "--engine", "kraken")
-    assert res.returncode == 2 and "--model" in res.stderr
+    res = run("process", tmp_path / "bad", "--out", tmp_path / "o", "--engine", "kraken",
+              "--model", tmp_path / "missing.mlmodel")
+    assert res.returncode == 7 and "missing.mlmodel" in res.stderr
     assert not (tmp_path / "o" / "document.json").exists()
+    res = run("train", "--data", tmp_path / "bad", "--out", tmp_path / "m.safetensors", "--base-model", "no-such-model")
+    assert res.returncode == 2 and "no-such-model" in res.stderr
 
 
 def test_ground_truth_layout_without_xml_is_refused(tmp_path, sample_dir):

@@ -193,8 +193,9 @@ def evaluate(directory, layout, engine, model, lang, device, correction, preset,
               help="Splits, compiled datasets, checkpoints and logs (default: OUT's name + '.work').")
 @click.option("--synthetic", type=int, default=0, show_default=True,
               help="Also render about this many synthetic handwriting lines for training.")
-@click.option("--base-model", type=click.Path(exists=True, dir_okay=False), default=None,
-              help="Fine-tune this kraken model; its charset is extended with the new data's characters.")
+@click.option("--base-model", default=None,
+              help="Fine-tune this kraken model (a file, or a name such as biqe-htr-default); its charset is "
+                   "extended with the new data's characters.")
 @click.option("--epochs", type=int, default=None, help="Train exactly this many epochs.")
 @click.option("--until-converged", is_flag=True, help="Train until validation CER stops improving (default).")
 @click.option("--spec", default=None, help="VGSL network spec for a new model (default: a small CPU-sized net).")
@@ -215,6 +216,14 @@ def train(data_dirs, out_model, workdir, synthetic, base_model, epochs, until_co
 
     if epochs is not None and until_converged:
         raise InputError("give either --epochs or --until-converged, not both")
+    base = None
+    if base_model:
+        from .model_registry import resolve_model
+
+        base = Path(resolve_model(base_model))
+        if not base.is_file():
+            raise InputError(f"--base-model {base_model!r} is neither a model file nor a name from "
+                             "`biqe-lab models list`")
     out = Path(out_model)
     work = Path(workdir) if workdir else out.with_name(out.stem + ".work")
     work.mkdir(parents=True, exist_ok=True)
@@ -233,7 +242,7 @@ def train(data_dirs, out_model, workdir, synthetic, base_model, epochs, until_co
         click.echo(f"{split}: {len(plan.pages[split])} pages, {len(plan.lines[split])} line images", err=True)
     datasets = training.compile_datasets(plan, work / "data", log=lambda m: click.echo(m, err=True))
     run = training.TrainingRun(datasets=datasets, output=work / "checkpoints", spec=spec or training.DEFAULT_SPEC,
-                               base_model=Path(base_model) if base_model else None,
+                               base_model=base,
                                epochs=epochs or -1, batch_size=batch_size, lrate=lrate, threads=threads)
     code = training.run_training(run, resume=not fresh, log=lambda m: click.echo(m, err=True))
     best = training.best_checkpoint(run.output)

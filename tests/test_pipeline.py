@@ -48,7 +48,7 @@ def test_ground_truth_pipeline_reports_progress_and_records_provenance(sample_do
     doc = sample_document.model_copy(deep=True)
     doc.pages[0].lines = doc.pages[0].lines[:3]
     progress = _Recorder()
-    run_pipeline(doc, PipelineConfig(layout="ground-truth", languages=("fra",)), progress=progress)
+    run_pipeline(doc, PipelineConfig(layout="ground-truth", engine="tesseract", languages=("fra",)), progress=progress)
     assert progress.events == [("start", 1), (0, "layout"), (0, "recognition"), ("done", 0), ("finish",)]
     assert all(l.variant("htr") is not None for l in doc.pages[0].lines)
     assert [r.step for r in doc.processing] == ["layout", "recognition"]

@@ -140,3 +140,21 @@ class WebhookReceiver:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+def claim_concurrently(store, workers: int = 4) -> list[str]:
+    """Claim every queued job from ``workers`` threads at once; the ids claimed, in claim order."""
+    import threading
+
+    claimed: list[str] = []
+
+    def claim_all(name: str) -> None:
+        while (job := store.claim(name)) is not None:
+            claimed.append(job["id"])
+
+    threads = [threading.Thread(target=claim_all, args=(f"w{i}",)) for i in range(workers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return claimed

@@ -7,7 +7,6 @@ import hashlib
 import hmac
 import io
 import json
-import threading
 import time
 import zipfile
 from pathlib import Path
@@ -22,7 +21,7 @@ from biqe_lab.api.worker import Worker
 from biqe_lab.errors import InputError
 from biqe_lab.pipeline import PipelineConfig
 
-from conftest import WebhookReceiver
+from conftest import WebhookReceiver, claim_concurrently
 
 TEST_CONFIG = PipelineConfig(layout="ground-truth", engine="tesseract", languages=("eng",))
 
@@ -489,17 +488,7 @@ def test_streamed_upload_over_the_limit_leaves_nothing(settings):
 
 def test_concurrent_claims_take_each_job_once(api, scan_zip):
     job_ids = {api.submit(scan_zip).json()["job_id"] for _ in range(6)}
-    claimed: list[str] = []
-
-    def claim_all(name):
-        while (job := api.store.claim(name)) is not None:
-            claimed.append(job["id"])
-
-    threads = [threading.Thread(target=claim_all, args=(f"w{i}",)) for i in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    claimed = claim_concurrently(api.store)
     assert sorted(claimed) == sorted(job_ids)
 
 

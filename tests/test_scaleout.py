@@ -26,7 +26,7 @@ from biqe_lab.api.localservers import CLI, Postgres, Redis, Stack, missing_progr
 from biqe_lab.api.settings import Settings
 from biqe_lab.api.store import Store, hash_key
 
-from conftest import WebhookReceiver
+from conftest import WebhookReceiver, claim_concurrently
 from test_api import TEST_CONFIG, make_zip, page_files  # noqa: F401 - page_files is a fixture
 
 STEPS = "layout,recognition,export"  # correction (an LLM) is not what these tests are about
@@ -321,8 +321,6 @@ def test_settings_of_production_mode():
 
 def test_concurrent_claims_on_postgresql_take_each_job_once(servers):
     """Local workers on PostgreSQL: FOR UPDATE SKIP LOCKED, so racing claimers each get a different job."""
-    import threading
-
     pg, _ = servers
     store = Store(pg.create_database("claims"))
     account = store.create_account("acme")
@@ -333,16 +331,6 @@ def test_concurrent_claims_on_postgresql_take_each_job_once(servers):
                "llm_tier": "cheap", "preset": "generic_historical", "pdf_format": "none", "pipeline_steps": STEPS,
                "base_url": "https://biqe.example.org"}
         job_ids.add(store.insert_job(job)[0]["id"])
-    claimed: list[str] = []
-
-    def claim_all(name: str) -> None:
-        while (job := store.claim(name)) is not None:
-            claimed.append(job["id"])
-
-    threads = [threading.Thread(target=claim_all, args=(f"w{i}",)) for i in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    claimed = claim_concurrently(store)
     assert sorted(claimed) == sorted(job_ids)
     store.dispose()

@@ -104,6 +104,14 @@ class NotebookError(BiqeError):
     exit_code = 12
 
 
+class DatabaseError(BiqeError):
+    """The job store's database cannot be reached, or its schema is newer than this build knows."""
+
+    code = "database_error"
+    exit_code = 13
+    http_status = 503
+
+
 class CancelledError(BiqeError):
     """The run was cancelled by its caller (between pages or steps)."""
 

@@ -9,21 +9,13 @@ from typing import Optional
 from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
 
-from ..errors import BiqeError
+from ..errors import DatabaseError
 
 log = logging.getLogger("biqe_lab.db")
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 BASELINE = "0001"  # the schema that databases made before migrations existed have (CREATE TABLE IF NOT EXISTS)
 _PG_LOCK = 0x62697165  # pg_advisory_xact_lock key ("biqe"): one migrating process at a time
-
-
-class DatabaseError(BiqeError):
-    """The job store's database cannot be reached, or its schema is newer than this build knows."""
-
-    code = "database_error"
-    exit_code = 13
-    http_status = 503
 
 
 def make_engine(url: str) -> Engine:

@@ -1,9 +1,12 @@
-"""Choose the balanced tier's keep bias on TRAINING lines (peraire training pages, planted recognizer-like errors).
+"""Tune the balanced tier's weights on TRAINING pages: real recognizer output (scripts/collect_htr_pairs.py).
 
-Each uncertain word's options (keep, lexicon candidates) are scored once by channel + LM with the
-other words as read; the bias that leaves the fewest errors (ties: the most conservative) is printed.
+Every uncertain word's options (keep it, or a lexicon candidate) are scored once by the noisy
+channel and by the LM in the line's context (other words as read); then a grid over the keep
+bias and the LM weight picks the setting with the fewest character errors among those that
+leave no training page worse than raw by more than MAX_PAGE_LOSS points (ties: the most
+conservative). Writes src/biqe_lab/correction/data/balanced.json, read by the balanced tier.
 
-    .venv/bin/python scripts/tune_balanced.py --lines 80
+    .venv/bin/python scripts/tune_balanced.py --pairs /tmp/biqe_corr/pairs_kraken.jsonl --lines 400
 """
 from __future__ import annotations
 
@@ -11,56 +14,97 @@ import argparse
 import json
 import random
 import sys
+import time
+from collections import defaultdict
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from biqe_lab.correction import load_preset  # noqa: E402
-from biqe_lab.correction.guards import WORD  # noqa: E402
-from biqe_lab.correction.lexicon import apply_replacements, load_confusions, uncertain_words  # noqa: E402
-from biqe_lab.correction.local_lm import LM_WEIGHT, LocalLMBackend  # noqa: E402
+from biqe_lab.correction.guards import check  # noqa: E402
+from biqe_lab.correction.lexicon import apply_replacements, data_dir, uncertain_words  # noqa: E402
+from biqe_lab.correction.local_lm import MAX_WORDS_PER_LINE, LocalLMBackend, Weights  # noqa: E402
 from biqe_lab.correction.step import LineInput  # noqa: E402
 from biqe_lab.evaluation import score_pairs  # noqa: E402
-from biqe_lab.ingest import pages_from_images  # noqa: E402
+
+MAX_PAGE_LOSS = 0.25  # CER points a training page may lose at the chosen setting
+BIASES = (0.0, 2.0, 4.0, 6.0, 8.0, 10.0, 12.0, 16.0, 1000.0)
+LM_WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5)
+
+
+def score_options(rows: list[dict], preset, backend: LocalLMBackend) -> list:
+    """Per line: [(start, end, [(option, channel score)], [LM score of the line with that option])]."""
+    t0 = time.perf_counter()
+    scored = []
+    for i, r in enumerate(rows):
+        line = LineInput(str(i), r["raw"], r["conf"], r["char_conf"])
+        words = []
+        for start, end, word in uncertain_words(line, preset, backend.lexical.lexicon)[:MAX_WORDS_PER_LINE]:
+            options = backend.options(word)
+            if len(options) > 1:
+                lm = backend.scorer.score([apply_replacements(r["raw"], [(start, end, w)]) for w, _ in options])
+                words.append((start, end, options, lm))
+        scored.append(words)
+        if i % 50 == 49:
+            print(f"{i + 1}/{len(rows)} lines scored ({time.perf_counter() - t0:.0f} s)", flush=True)
+    return scored
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--lines", type=int, default=80)
+    ap.add_argument("--pairs", type=Path, required=True)
+    ap.add_argument("--split", type=Path, default=ROOT / "training/default-model/split.json")
+    ap.add_argument("--dataset", default="peraire")
     ap.add_argument("--preset", default="french_20c_notes")
+    ap.add_argument("--lines", type=int, default=400, help="training lines sampled (seeded)")
+    ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--cache", type=Path, default=None, help="keep the scored options here (reruns are fast)")
     args = ap.parse_args()
-    split = json.loads((ROOT / "training/default-model/split.json").read_text())
-    images = [(ROOT / p).with_suffix(".jpg") for p in split["pages"]["train"] if "/datasets/peraire/" in p]
-    rng, confusions = random.Random(11), load_confusions("confusions.json")
-    refs = [l.reference for pg in pages_from_images([i for i in images[::6] if i.exists()]) for l in pg.lines
-            if len(l.reference or "") >= 20][: args.lines]
-    noisy = [WORD.sub(lambda m: confusions.corrupt(m.group(), rng)
-                      if len(m.group()) >= 4 and rng.random() < 0.33 else m.group(), r) for r in refs]
+    split = json.loads(args.split.read_text())
+    train_pages = {str((ROOT / p).with_suffix("")) for p in split["pages"]["train"]}
+    rows = [json.loads(l) for l in args.pairs.read_text(encoding="utf-8").splitlines() if l.strip()]
+    rows = [r for r in rows if r["dataset"] == args.dataset and r["ref"] and r["raw"]
+            and str(Path(r["page"]).with_suffix("")) in train_pages]  # training pages only
+    rows = random.Random(7).sample(rows, min(args.lines, len(rows)))
     preset = load_preset(args.preset)
-    backend = LocalLMBackend(preset, keep_bias=0.0)
-    scored = []  # per line: [(start, end, [(option, channel+LM)])]
-    for text in noisy:
-        words = []
-        for start, end, word in uncertain_words(LineInput("x", text, 0.5), preset, backend.lexical.lexicon):
-            options = backend._options(word)
-            if len(options) > 1:
-                lm = backend.scorer.score([apply_replacements(text, [(start, end, w)]) for w, _ in options])
-                words.append((start, end, [(w, LM_WEIGHT * s + c) for (w, c), s in zip(options, lm)]))
-        scored.append(words)
-    raw = score_pairs(list(zip(refs, noisy)))
-    print(f"{len(refs)} training lines, raw CER {raw.cer:.4f} ({raw.char_errors} errors)")
-    for bias in (0.0, 2.0, 4.0, 6.0, 8.0, 12.0, 1000.0):
-        fixed = []
-        for text, words in zip(noisy, scored):
-            chosen = []
-            for start, end, options in words:
-                best = max(range(len(options)), key=lambda i: options[i][1] + (bias if i == 0 else 0.0))
-                if best:
-                    chosen.append((start, end, options[best][0]))
-            fixed.append(apply_replacements(text, chosen))
-        res = score_pairs(list(zip(refs, fixed)))
-        print(f"keep bias {bias:>7}: CER {res.cer:.4f} ({res.char_errors - raw.char_errors:+d} errors)", flush=True)
+    backend = LocalLMBackend(preset, weights=Weights(keep_bias=0.0))
+    if args.cache and args.cache.exists():
+        scored = json.loads(args.cache.read_text(encoding="utf-8"))
+    else:
+        scored = score_options(rows, preset, backend)
+        if args.cache:
+            args.cache.write_text(json.dumps(scored, ensure_ascii=False), encoding="utf-8")
+    raw = score_pairs([(r["ref"], r["raw"]) for r in rows])
+    print(f"{len(rows)} training lines of {args.dataset} from {len({r['page'] for r in rows})} pages, "
+          f"raw CER {raw.cer:.4f} ({raw.char_errors} errors)")
+    grid = {}
+    for lm_weight in LM_WEIGHTS:
+        for bias in BIASES:
+            weights = Weights(bias, lm_weight)
+            per_page = defaultdict(list)
+            for r, words in zip(rows, scored):
+                chosen = [(s, e, opts[b][0]) for s, e, opts, lm in words if (b := weights.choose(opts, lm))]
+                text = apply_replacements(r["raw"], chosen)
+                per_page[r["page"]].append((r["ref"], r["raw"], text if check(r["raw"], text, preset) is None
+                                            else r["raw"]))
+            fixed = score_pairs([(ref, t) for page in per_page.values() for ref, _, t in page])
+            worst = max(100 * (score_pairs([(ref, t) for ref, _, t in page]).cer
+                               - score_pairs([(ref, h) for ref, h, _ in page]).cer) for page in per_page.values())
+            grid[(bias, lm_weight)] = (fixed.char_errors, worst)
+            print(f"lm weight {lm_weight:>3} keep bias {bias:>6}: CER {fixed.cer:.4f} "
+                  f"({fixed.char_errors - raw.char_errors:+d} errors; worst page {worst:+.2f} points)", flush=True)
+    safe = {k: errors for k, (errors, worst) in grid.items() if worst <= MAX_PAGE_LOSS}
+    fewest = min(safe.values())
+    bias, lm_weight = max((k for k, e in safe.items() if e == fewest), key=lambda k: (k[0], -k[1]))
+    out = (args.out or data_dir()) / "balanced.json"
+    out.write_text(json.dumps({
+        "keep_bias": bias, "lm_weight": lm_weight,
+        "meta": {"built_by": "scripts/tune_balanced.py", "pairs": args.pairs.name, "dataset": args.dataset,
+                 "lines": len(rows), "training_cer_raw": round(raw.cer, 5),
+                 "training_cer_balanced": round(fewest / max(raw.ref_chars, 1), 5),
+                 "model": backend.scorer.name}}, indent=1), encoding="utf-8")
+    print(f"keep bias {bias}, LM weight {lm_weight} written to {out}")
 
 
 if __name__ == "__main__":

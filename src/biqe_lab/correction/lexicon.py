@@ -86,10 +86,12 @@ class Lexicon:
         return math.log((self.counts.get(word.lower(), 0) + 1) / self.total)
 
     def buckets(self) -> dict[int, list[str]]:
+        """Candidate words by length: letters only, as the words they replace (no "aujourd'" for "aujourd")."""
         if not hasattr(self, "_buckets"):
             out: dict[int, list[str]] = defaultdict(list)
             for word in self.spelling:
-                out[len(word)].append(word)
+                if LETTERS.fullmatch(word):
+                    out[len(word)].append(word)
             self._buckets = dict(out)
         return self._buckets
 
@@ -262,7 +264,7 @@ class NoisyChannel:
     def keep_score(self, observed: str) -> float:
         """The score of leaving an unknown word as the recognizer read it (a novel word, read without error)."""
         prior = self.NOVEL_WORD_LOGP + len(observed) * self.NOVEL_CHAR_LOGP
-        return prior + self.confusions.channel(observed, observed) + self.confusions.keep_bias
+        return prior + self.confusions.channel(observed, observed)
 
     def candidates(self, observed: str, limit: int = 5) -> list[tuple[str, float]]:
         """Up to ``limit`` lexicon words near ``observed`` (case matched), best first."""
@@ -328,13 +330,12 @@ class LexiconBackend:
                 "confusions": self.confusions.meta.get("source", ""), "keep_bias": self.confusions.keep_bias}
 
     def margins(self, line: LineInput, preset: Preset) -> list[tuple[int, int, str, float]]:
-        """(start, end, best candidate, its score minus the unbiased score of keeping the word) per uncertain word."""
+        """(start, end, best candidate, its score minus the score of keeping the word as read) per uncertain word."""
         out = []
         for start, end, word in uncertain_words(line, preset, self.lexicon):
             best = self.channel.candidates(word, limit=1)
             if best:
-                keep = self.channel.keep_score(word) - self.confusions.keep_bias
-                out.append((start, end, best[0][0], best[0][1] - keep))
+                out.append((start, end, best[0][0], best[0][1] - self.channel.keep_score(word)))
         return out
 
     def propose(self, lines: list[LineInput], preset: Preset) -> list[Proposal]:

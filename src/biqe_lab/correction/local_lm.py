@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import math
 import os
 import shutil
 import time
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Optional
@@ -13,17 +15,43 @@ from typing import Optional
 from ..errors import ModelError
 from ..model import Producer
 from ..version import __version__
-from .lexicon import LexiconBackend, apply_replacements, uncertain_words
+from .lexicon import LexiconBackend, apply_replacements, data_dir, uncertain_words
 from .presets import Preset
 from .step import LineInput, Proposal
 
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 SCORING_VERSION = "lm-rescore-v1"  # the "prompt" of this tier: candidates ranked by LM log-probability in context
-LM_KEEP_BIAS = 12.0  # bonus for keeping the word (scripts/tune_balanced.py on training lines: 0-12 tie, most conservative)
-LM_WEIGHT = 1.0  # weight of the LM log-probability of the whole line against the noisy-channel score
-PRUNE = 12.0  # candidates this far below keeping the word are not shown to the LM
+PRUNE = 12.0  # candidates this far below keeping the word (unbiased) are not shown to the LM
 MAX_WORDS_PER_LINE = 8
 CANDIDATES_PER_WORD = 4
+
+
+@dataclass(frozen=True)
+class Weights:
+    """How the balanced tier weighs its evidence; tuned on training pages by scripts/tune_balanced.py."""
+
+    keep_bias: float = 12.0  # bonus for keeping the word as read
+    lm_weight: float = 1.0  # weight of the LM log-probability of the whole line against the noisy-channel score
+    meta: tuple = ()
+
+    def choose(self, options: list[tuple[str, float]], lm: list[float]) -> int:
+        """Index of the best option by weighted LM + channel score, keeping the word (index 0) favoured."""
+        total = [self.lm_weight * lm[i] + options[i][1] + (self.keep_bias if i == 0 else 0.0)
+                 for i in range(len(options))]
+        best = max(range(len(options)), key=total.__getitem__)
+        return best if math.isfinite(total[best]) else 0
+
+    @classmethod
+    def bundled(cls) -> "Weights":
+        """``data/balanced.json`` when present (rebuilt whenever the recognizer changes), else the defaults."""
+        path = data_dir() / "balanced.json"
+        if not path.is_file():
+            return cls()
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            return cls(float(data["keep_bias"]), float(data["lm_weight"]), tuple(sorted(data.get("meta", {}).items())))
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise ModelError(f"cannot read the balanced tier's weights {path}: {exc}") from exc
 
 
 def cache_dir() -> Path:
@@ -128,23 +156,23 @@ class LocalLMBackend:
 
     origin = "llm"
 
-    def __init__(self, preset: Preset, model: Optional[str] = None, keep_bias: float = LM_KEEP_BIAS) -> None:
+    def __init__(self, preset: Preset, model: Optional[str] = None, weights: Optional[Weights] = None) -> None:
         self.lexical = LexiconBackend(preset)
         t0 = time.perf_counter()
         self.scorer = load_scorer(model)
         self.load_seconds = round(time.perf_counter() - t0, 2)
-        self.keep_bias = keep_bias
+        self.weights = weights or Weights.bundled()
         self.producer = Producer(engine="transformers", model=self.scorer.name, version=__version__,
                                  prompt_version=SCORING_VERSION)
 
     def settings(self) -> dict:
-        return {"model": self.scorer.name, "scoring": SCORING_VERSION, "keep_bias": self.keep_bias,
-                "lexicon_words": len(self.lexical.lexicon)}
+        return {"model": self.scorer.name, "scoring": SCORING_VERSION, "keep_bias": self.weights.keep_bias,
+                "lm_weight": self.weights.lm_weight, "lexicon_words": len(self.lexical.lexicon)}
 
-    def _options(self, word: str) -> list[tuple[str, float]]:
-        """Keep the word (first) or take a lexicon candidate, each with its noisy-channel score."""
+    def options(self, word: str) -> list[tuple[str, float]]:
+        """Keep the word (first) or take a lexicon candidate, each with its (unbiased) noisy-channel score."""
         channel = self.lexical.channel
-        keep = (word, channel.keep_score(word) + self.keep_bias)
+        keep = (word, channel.keep_score(word))
         others = [(w, score) for w, score in channel.candidates(word, CANDIDATES_PER_WORD) if w != word]
         return [keep, *[o for o in others if o[1] > keep[1] - PRUNE]]
 
@@ -154,14 +182,12 @@ class LocalLMBackend:
             spans = uncertain_words(line, preset, self.lexical.lexicon)[:MAX_WORDS_PER_LINE]
             chosen: list[tuple[int, int, str]] = []
             for start, end, word in spans:
-                options = self._options(word)
+                options = self.options(word)
                 if len(options) == 1:
                     continue  # no candidate within reach: the LM is not asked
-                texts = [apply_replacements(line.text, [*chosen, (start, end, w)]) for w, _ in options]
-                lm = self.scorer.score(texts)
-                total = [LM_WEIGHT * lm[i] + options[i][1] for i in range(len(options))]
-                best = max(range(len(options)), key=total.__getitem__)
-                if best != 0 and math.isfinite(total[best]):
+                lm = self.scorer.score([apply_replacements(line.text, [*chosen, (start, end, w)]) for w, _ in options])
+                best = self.weights.choose(options, lm)
+                if best:
                     chosen.append((start, end, options[best][0]))
             out.append(Proposal(line.id, apply_replacements(line.text, chosen)))
         return out

@@ -1,8 +1,9 @@
-"""Collect (recognizer output, ground truth) line pairs on TRAINING pages, for the correction models.
+"""Collect (recognizer output, ground truth) line pairs of one split's pages, for the correction models.
 
 Reads the held-out split (training/default-model/split.json), recognizes the lines of the
-training pages only (ground-truth layout) with one engine, and appends one JSON object per
-line to OUT (jsonl): dataset, page, engine, raw text, line/char confidences, reference.
+training pages (ground-truth layout; `--part test` for the held-out pages, for analysis such as
+scripts/correction_headroom.py, never for tuning) with one engine, and appends one JSON object
+per line to OUT (jsonl): dataset, page, engine, raw text, line/char confidences, reference.
 
     .venv/bin/python scripts/collect_htr_pairs.py --engine kraken --model /tmp/htr.safetensors \
         --out /tmp/pairs.jsonl --max-pages 40
@@ -26,6 +27,7 @@ from biqe_lab.pipeline import PipelineConfig, run_pipeline  # noqa: E402
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--split", type=Path, default=ROOT / "training/default-model/split.json")
+    ap.add_argument("--part", choices=("train", "test"), default="train", help="which pages of the split")
     ap.add_argument("--engine", default="kraken")
     ap.add_argument("--model", default=None)
     ap.add_argument("--lang", default="fra")
@@ -41,7 +43,7 @@ def main() -> None:
     config = PipelineConfig(layout="ground-truth", engine=args.engine, model=args.model,
                             languages=tuple(args.lang.split("+")))
     for dataset in wanted:
-        xmls = [ROOT / p for p in split["pages"]["train"] if f"/datasets/{dataset}/" in p][: args.max_pages]
+        xmls = [ROOT / p for p in split["pages"][args.part] if f"/datasets/{dataset}/" in p][: args.max_pages]
         for xml in xmls:
             image = next((xml.with_suffix(s) for s in (".jpg", ".jpeg", ".png", ".tif")
                           if xml.with_suffix(s).exists()), None)

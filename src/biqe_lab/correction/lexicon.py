@@ -250,12 +250,15 @@ class NoisyChannel:
     NOVEL_WORD_LOGP = math.log(0.01)  # P(a word is outside the lexicon: names, period spellings)
     NOVEL_CHAR_LOGP = math.log(1 / 30)  # each of its letters, uniformly
 
+    LONG_WORD = 8  # letters from which a word may be `max_long_edits` away from its candidates
+
     def __init__(self, lexicon: Lexicon, confusions: ConfusionModel, max_edits: int = 2,
-                 diacritics_as_read: bool = True) -> None:
+                 diacritics_as_read: bool = True, max_long_edits: Optional[int] = None) -> None:
         self.diacritics_as_read = diacritics_as_read
         self.lexicon = lexicon
         self.confusions = confusions
         self.max_edits = max_edits
+        self.max_long_edits = max_edits if max_long_edits is None else max_long_edits
         self._cache: dict[str, list[tuple[str, float]]] = {}
 
     def clear_cache(self) -> None:
@@ -271,7 +274,7 @@ class NoisyChannel:
         if observed in self._cache:
             return self._cache[observed][:limit]
         low = observed.lower()
-        k = 1 if len(low) <= 4 else self.max_edits
+        k = 1 if len(low) <= 4 else self.max_long_edits if len(low) >= self.LONG_WORD else self.max_edits
         found: dict[str, float] = {}
         buckets = self.lexicon.buckets()
         for length in range(max(1, len(low) - k), len(low) + k + 1):
@@ -321,7 +324,8 @@ class LexiconBackend:
     def __init__(self, preset: Preset, confusions: Optional[ConfusionModel] = None) -> None:
         self.lexicon = load_lexicon(preset.wordlists, preset.hunspell, preset.vocabularies)
         self.confusions = confusions or load_confusions(preset.confusions)
-        self.channel = NoisyChannel(self.lexicon, self.confusions, preset.max_word_edits, preset.diacritics_as_read)
+        self.channel = NoisyChannel(self.lexicon, self.confusions, preset.max_word_edits, preset.diacritics_as_read,
+                                    preset.max_long_word_edits)
         self.producer = Producer(engine="biqe-lexicon", model=f"noisy-channel:{preset.confusions}",
                                  version=__version__, prompt_version=None)
 

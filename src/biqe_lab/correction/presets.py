@@ -27,6 +27,7 @@ class Preset:
     confidence_threshold: float
     min_word_length: int
     max_word_edits: int
+    max_long_word_edits: int  # for words of LONG_WORD letters or more
     diacritics_as_read: bool
     guards: dict[str, float]
     unicode_form: str
@@ -62,6 +63,7 @@ def _build(data: dict, source: str) -> Preset:
             confusions=str(data.get("confusions", "confusions.json")),
             confidence_threshold=float(corr.get("confidence_threshold", 0.9)),
             min_word_length=int(corr.get("min_word_length", 3)), max_word_edits=int(corr.get("max_word_edits", 2)),
+            max_long_word_edits=int(corr.get("max_long_word_edits", corr.get("max_word_edits", 2))),
             diacritics_as_read=bool(corr.get("diacritics_as_read", True)),
             guards={k: float(v) for k, v in guards.items()},
             unicode_form=str(norm.get("unicode", "NFC")), collapse_spaces=bool(norm.get("collapse_spaces", False)),

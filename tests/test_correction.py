@@ -271,6 +271,14 @@ def test_cheap_fixes_planted_confusions_in_known_words(cheap):
     assert page.lines[0].current().origin == "lexicon"
 
 
+def test_long_words_get_the_preset_s_wider_reach(cheap):
+    # "malheureuscrnent": three edits from "malheureusement" (c for e, rn for m); french_20c_notes allows
+    # three edits from 8 letters on, generic_historical keeps two
+    texts = ["Le gouvernement a malheureuscrnent refusé"]
+    assert correct_texts(cheap, texts) == ["Le gouvernement a malheureusement refusé"]
+    assert correct_texts(load_corrector("cheap", "generic_historical", settings={}), texts) == texts
+
+
 def test_cheap_replaces_a_word_only_by_a_word_of_letters(cheap):
     # "aujourd" (before ’hui) is near "aujourd'" and "portemonaie" near "porte-monnaie" in the Debian lists:
     # a candidate must never bring an apostrophe or a hyphen into the line

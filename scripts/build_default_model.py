@@ -5,6 +5,12 @@ the run's split (pages held out by page, line sets by writer), then writes
 src/biqe_lab/bundled/biqe-htr-default.{safetensors,json,md}.
 
     .venv/bin/python scripts/build_default_model.py --work /work/train --run run1
+
+A run that fine-tuned an earlier one (e.g. the same data at a lower learning rate) names the
+earlier phases, so the card counts every epoch and every hour of training:
+
+    .venv/bin/python scripts/build_default_model.py --work training/default-model-anneal --lrate 1e-4 \
+        --phase training/default-model:11:1e-3
 """
 from __future__ import annotations
 
@@ -63,7 +69,15 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--work", type=Path, required=True, help="the training work folder (split.json, data/)")
     ap.add_argument("--run", default="checkpoints", help="checkpoint folder inside --work")
+    ap.add_argument("--lrate", type=float, default=1e-3, help="this run's learning rate")
+    ap.add_argument("--phase", action="append", default=[], metavar="WORK:EPOCHS:LRATE",
+                    help="an earlier run this one continued from (its work folder, epochs kept, learning rate)")
     args = ap.parse_args()
+    phases = []
+    for spec in args.phase:
+        work, epochs, lrate = spec.rsplit(":", 2)
+        phases.append({"work": work, "epochs": int(epochs), "lrate": float(lrate),
+                       "training_seconds": round(training.training_seconds(Path(work) / "checkpoints"))})
 
     plan = training.SplitPlan.from_json(json.loads((args.work / "split.json").read_text()))
     run_dir = args.work / args.run
@@ -82,6 +96,9 @@ def main() -> None:
     manifest = yaml.safe_load((ROOT / "datasets" / "manifest.yaml").read_text())["datasets"]
     used = sorted(set(plan.dataset_of.values()))
     epoch = int(best[0].name.split("_")[1].split("-")[0]) + 1
+    phases.append({"work": str(args.work), "epochs": epoch, "lrate": args.lrate,
+                   "training_seconds": round(training.training_seconds(run_dir))})
+    schedule = ", then ".join(f"{p['epochs']} epochs at {p['lrate']:g}" for p in phases)
     card = {
         "name": DEFAULT_MODEL_NAME,
         "file": target.name,
@@ -95,11 +112,12 @@ def main() -> None:
             "split": "stable hash split: page sets 8/1/1 by page, line sets 8/1/1 by writer (train/validation/test)",
             "lines": {s: {"page_files": len(plan.pages[s]), "line_images": len(plan.lines[s])} for s in training.SPLITS},
             "held_out": plan.held_out,
-            "best_epoch": epoch,
+            "best_epoch": sum(p["epochs"] for p in phases),
+            "phases": phases,
             "validation_accuracy": best[1],
-            "training_seconds": round(training.training_seconds(run_dir)),
+            "training_seconds": sum(p["training_seconds"] for p in phases),
             "hardware": f"{os.cpu_count()} CPU cores ({platform.processor() or platform.machine()}), no GPU",
-            "settings": {"batch_size": 8, "lrate": 1e-3, "optimizer": "AdamW", "augment": True,
+            "settings": {"batch_size": 8, "lrate": schedule, "optimizer": "AdamW", "augment": True,
                          "normalization": "NFC"},
             "kraken": kraken_version(),
         },
@@ -117,8 +135,8 @@ def main() -> None:
 - Engine: kraken ({card['training']['kraken']}), {card['architecture']['family']}, {n_params:,} parameters,
   line height 48 px, spec `{training.DEFAULT_SPEC}`.
 - Charset: {len(charset)} characters (see the JSON card).
-- Trained by biqe_lab on {', '.join(used)}: best epoch {epoch}, {hours:.1f} h of training on
-  {card['training']['hardware']}, batch 8, AdamW 1e-3, kraken's line augmentation.
+- Trained by biqe_lab on {', '.join(used)}: {card['training']['best_epoch']} epochs ({schedule}; AdamW,
+  batch 8, kraken's line augmentation), {hours:.1f} h of training on {card['training']['hardware']}.
 - Held out (never trained on, not used for early stopping): 1 in 10 pages of each page set and
   1 in 10 writers of each line set (hash split; the list is in the JSON card).
 

@@ -6,7 +6,7 @@ times in this process after one warm-up page (models loaded once, as the worker 
 seconds are those of the pipeline's own `recognition` processing record. Also prints the CER
 of each engine on the same lines, so speed is never read without accuracy.
 
-    .venv/bin/python benchmarks/bench_recognition.py [--repeats 3] [--threads 1] [--dataset peraire]
+    .venv/bin/python benchmarks/bench_recognition.py [--repeats 3] [--threads 1] [--dataset peraire] [--engines kraken,tesseract]
 """
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 SPLIT = ROOT / "training" / "default-model" / "split.json"
-ENGINES = (("biqe-htr-default (kraken)", "kraken", None), ("tesseract fra", "tesseract", None))
+ENGINES = {"kraken": ("biqe-htr-default (kraken)", None), "tesseract": ("tesseract fra", None)}
 
 
 def held_out_images(dataset: str) -> list[Path]:
@@ -33,6 +33,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=1, help="torch / OpenMP threads (the worker's default is 1)")
     ap.add_argument("--dataset", default="peraire")
+    ap.add_argument("--engines", default="kraken,tesseract")
     args = ap.parse_args()
     os.environ["OMP_NUM_THREADS"] = str(args.threads)
     import torch
@@ -49,7 +50,8 @@ def main() -> None:
     print(f"{len(images)} held-out {args.dataset} pages, ground-truth lines, {args.threads} thread(s), "
           f"{args.repeats} runs per engine\n")
     print(f"{'engine':28} {'lines':>6} {'lines/s (median)':>17} {'min':>7} {'max':>7} {'CER':>7}")
-    for label, engine, model in ENGINES:
+    for engine in args.engines.split(","):
+        label, model = ENGINES[engine]
         config = PipelineConfig(layout="ground-truth", engine=engine, model=model, languages=("fra",),
                                 steps=("layout", "recognition"))
         run_pipeline(Document(pages=pages_from_images(images[:1])), config)  # warm-up: load the model once

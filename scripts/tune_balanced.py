@@ -1,10 +1,10 @@
 """Tune the balanced tier's weights on TRAINING pages: real recognizer output (scripts/collect_htr_pairs.py).
 
 Every uncertain word's options (keep it, or a lexicon candidate) are scored once by the noisy
-channel and by the LM in the line's context (other words as read); then a grid over the keep
-bias and the LM weight picks the setting with the fewest character errors among those that
-leave no training page worse than raw by more than MAX_PAGE_LOSS points (ties: the most
-conservative). Writes src/biqe_lab/correction/data/balanced.json, read by the balanced tier.
+channel and by the LM in the line's context (other words as read), on whole training pages drawn
+in a seeded order; then a grid over the keep bias and the LM weight picks the setting with the
+fewest character errors among those that leave no training page worse than raw by more than
+MAX_PAGE_LOSS points (ties: the most conservative). Writes src/biqe_lab/correction/data/balanced.json, read by the balanced tier.
 
     .venv/bin/python scripts/tune_balanced.py --pairs /tmp/biqe_corr/pairs_kraken.jsonl --lines 400
 """
@@ -57,7 +57,7 @@ def main() -> None:
     ap.add_argument("--split", type=Path, default=ROOT / "training/default-model/split.json")
     ap.add_argument("--dataset", default="peraire")
     ap.add_argument("--preset", default="french_20c_notes")
-    ap.add_argument("--lines", type=int, default=400, help="training lines sampled (seeded)")
+    ap.add_argument("--lines", type=int, default=400, help="about this many training lines, whole pages (seeded)")
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--cache", type=Path, default=None, help="keep the scored options here (reruns are fast)")
     args = ap.parse_args()
@@ -66,7 +66,16 @@ def main() -> None:
     rows = [json.loads(l) for l in args.pairs.read_text(encoding="utf-8").splitlines() if l.strip()]
     rows = [r for r in rows if r["dataset"] == args.dataset and r["ref"] and r["raw"]
             and str(Path(r["page"]).with_suffix("")) in train_pages]  # training pages only
-    rows = random.Random(7).sample(rows, min(args.lines, len(rows)))
+    by_page: dict[str, list[dict]] = defaultdict(list)
+    for r in rows:
+        by_page[r["page"]].append(r)
+    pages = sorted(by_page)
+    random.Random(7).shuffle(pages)
+    rows = []  # whole pages (seeded order) until --lines: the page-level guard needs every line of a page
+    for page in pages:
+        if len(rows) >= args.lines:
+            break
+        rows.extend(by_page[page])
     preset = load_preset(args.preset)
     backend = LocalLMBackend(preset, weights=Weights(keep_bias=0.0))
     if args.cache and args.cache.exists():

@@ -32,7 +32,6 @@ class Weights:
 
     keep_bias: float = 12.0  # bonus for keeping the word as read
     lm_weight: float = 1.0  # weight of the LM log-probability of the whole line against the noisy-channel score
-    meta: tuple = ()
 
     def choose(self, options: list[tuple[str, float]], lm: list[float]) -> int:
         """Index of the best option by weighted LM + channel score, keeping the word (index 0) favoured."""
@@ -49,7 +48,7 @@ class Weights:
             return cls()
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
-            return cls(float(data["keep_bias"]), float(data["lm_weight"]), tuple(sorted(data.get("meta", {}).items())))
+            return cls(float(data["keep_bias"]), float(data["lm_weight"]))
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise ModelError(f"cannot read the balanced tier's weights {path}: {exc}") from exc
 

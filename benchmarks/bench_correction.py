@@ -25,7 +25,7 @@ from biqe_lab.correction import load_corrector  # noqa: E402
 from biqe_lab.correction.guards import WORD  # noqa: E402
 from biqe_lab.correction.lexicon import load_confusions  # noqa: E402
 from biqe_lab.ingest import pages_from_images  # noqa: E402
-from biqe_lab.model import Document, ImageRef, Line, Page, Producer, TextVariant  # noqa: E402
+from biqe_lab.model import ImageRef, Line, Page, Producer, TextVariant  # noqa: E402
 
 
 def held_out_lines(limit: int) -> list[str]:

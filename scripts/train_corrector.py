@@ -21,11 +21,11 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from biqe_lab.correction.guards import words  # noqa: E402
 from biqe_lab.correction.lexicon import ConfusionModel, data_dir  # noqa: E402
+from biqe_lab.correction.tuning import guarded_choice, score_setting  # noqa: E402
 from biqe_lab.evaluation import score_pairs  # noqa: E402
 from biqe_lab.ingest import pages_from_images  # noqa: E402
 
 DATASETS = ("peraire", "stanford_memorials", "cremma_medieval_lat")
-MAX_PAGE_LOSS = 0.25  # CER points a training page may lose at the chosen keep bias
 PRESET_OF = {"peraire": "french_20c_notes", "stanford_memorials": "english_19_20c_letters",
              "cremma_medieval_lat": "medieval_latin"}
 
@@ -98,22 +98,16 @@ def main() -> None:
         args.cache.write_text(json.dumps([(r, m) for r, _, m in decided], ensure_ascii=False))
     results = {}  # bias -> (character errors, worst training page's CER change in points)
     raw = score_pairs([(r["ref"], r["raw"]) for r, _, _ in decided])
-    pages = sorted({r["page"] for r, _, _ in decided})
     for bias in (0.0, 5.0, 8.0, 10.0, 12.0, 14.0, 16.0, 20.0, 30.0, 1000.0):
-        per_page: dict[str, list] = {page: [] for page in pages}
+        lines = []
         for r, preset, margins in decided:
             text = apply_replacements(r["raw"], [(s, e, w) for s, e, w, m in margins if m > bias])
-            per_page[r["page"]].append((r["ref"], r["raw"], text if check(r["raw"], text, preset) is None else r["raw"]))
-        corr = score_pairs([(ref, text) for rows_ in per_page.values() for ref, _, text in rows_])
-        worst = max(100 * (score_pairs([(ref, t) for ref, _, t in rows_]).cer
-                           - score_pairs([(ref, h) for ref, h, _ in rows_]).cer) for rows_ in per_page.values())
+            lines.append((r["page"], r["ref"], r["raw"], text if check(r["raw"], text, preset) is None else r["raw"]))
+        corr, worst = score_setting(lines)
         results[bias] = (corr.char_errors, worst)
         print(f"keep_bias {bias:>7}: training CER raw {raw.cer:.4f} -> corrected {corr.cer:.4f} "
               f"({corr.char_errors - raw.char_errors:+d} errors; worst page {worst:+.2f} points)", flush=True)
-    # the fewest errors among the biases that leave no training page worse by more than MAX_PAGE_LOSS points
-    # (the goal allows 0.5 on held-out pages; half of it on training pages leaves a margin); ties: most conservative
-    safe = {b: errors for b, (errors, worst) in results.items() if worst <= MAX_PAGE_LOSS}
-    chosen = max(b for b, errors in safe.items() if errors == min(safe.values()))
+    chosen = guarded_choice(results, conservative=lambda bias: bias)
     model.keep_bias = chosen
     model.meta["keep_bias_grid"] = {str(k): {"errors": e, "worst_page_points": round(w, 3)}
                                     for k, (e, w) in results.items()}

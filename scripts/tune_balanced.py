@@ -4,7 +4,8 @@ Every uncertain word's options (keep it, or a lexicon candidate) are scored once
 channel and by the LM in the line's context (other words as read), on whole training pages drawn
 in a seeded order; then a grid over the keep bias and the LM weight picks the setting with the
 fewest character errors among those that leave no training page worse than raw by more than
-MAX_PAGE_LOSS points (ties: the most conservative). Writes src/biqe_lab/correction/data/balanced.json, read by the balanced tier.
+MAX_PAGE_LOSS points (biqe_lab.correction.tuning; ties: the most conservative). Writes
+src/biqe_lab/correction/data/balanced.json, read by the balanced tier.
 
     .venv/bin/python scripts/tune_balanced.py --pairs /tmp/biqe_corr/pairs_kraken.jsonl --lines 400
 """
@@ -26,9 +27,9 @@ from biqe_lab.correction.guards import check  # noqa: E402
 from biqe_lab.correction.lexicon import apply_replacements, data_dir, uncertain_words  # noqa: E402
 from biqe_lab.correction.local_lm import MAX_WORDS_PER_LINE, LocalLMBackend, Weights  # noqa: E402
 from biqe_lab.correction.step import LineInput  # noqa: E402
+from biqe_lab.correction.tuning import guarded_choice, score_setting  # noqa: E402
 from biqe_lab.evaluation import score_pairs  # noqa: E402
 
-MAX_PAGE_LOSS = 0.25  # CER points a training page may lose at the chosen setting
 BIASES = (0.0, 2.0, 4.0, 6.0, 8.0, 10.0, 12.0, 16.0, 1000.0)
 LM_WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5)
 
@@ -91,21 +92,17 @@ def main() -> None:
     for lm_weight in LM_WEIGHTS:
         for bias in BIASES:
             weights = Weights(bias, lm_weight)
-            per_page = defaultdict(list)
+            lines = []
             for r, words in zip(rows, scored):
                 chosen = [(s, e, opts[b][0]) for s, e, opts, lm in words if (b := weights.choose(opts, lm))]
                 text = apply_replacements(r["raw"], chosen)
-                per_page[r["page"]].append((r["ref"], r["raw"], text if check(r["raw"], text, preset) is None
-                                            else r["raw"]))
-            fixed = score_pairs([(ref, t) for page in per_page.values() for ref, _, t in page])
-            worst = max(100 * (score_pairs([(ref, t) for ref, _, t in page]).cer
-                               - score_pairs([(ref, h) for ref, h, _ in page]).cer) for page in per_page.values())
+                lines.append((r["page"], r["ref"], r["raw"], text if check(r["raw"], text, preset) is None else r["raw"]))
+            fixed, worst = score_setting(lines)
             grid[(bias, lm_weight)] = (fixed.char_errors, worst)
             print(f"lm weight {lm_weight:>3} keep bias {bias:>6}: CER {fixed.cer:.4f} "
                   f"({fixed.char_errors - raw.char_errors:+d} errors; worst page {worst:+.2f} points)", flush=True)
-    safe = {k: errors for k, (errors, worst) in grid.items() if worst <= MAX_PAGE_LOSS}
-    fewest = min(safe.values())
-    bias, lm_weight = max((k for k, e in safe.items() if e == fewest), key=lambda k: (k[0], -k[1]))
+    bias, lm_weight = guarded_choice(grid, conservative=lambda k: (k[0], -k[1]))
+    fewest = grid[(bias, lm_weight)][0]
     out = (args.out or data_dir()) / "balanced.json"
     out.write_text(json.dumps({
         "keep_bias": bias, "lm_weight": lm_weight,

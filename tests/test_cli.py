@@ -13,7 +13,6 @@ from lxml import etree
 from biqe_lab import Document
 from biqe_lab.evaluation import normalize
 
-from conftest import ROOT
 
 BIN = Path(sys.executable).parent / "biqe-lab"
 

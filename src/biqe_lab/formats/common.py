@@ -11,7 +11,7 @@ from lxml import etree
 
 from ..errors import ExportError
 from ..geometry import hull
-from ..model import Document, Line, Page, Region
+from ..model import Line, Page, Region
 
 SOFTWARE = "biqe_lab"
 

@@ -4,9 +4,11 @@ Reads the held-out split (training/default-model/split.json), recognizes the lin
 training pages (ground-truth layout; `--part test` for the held-out pages, for analysis such as
 scripts/correction_headroom.py, never for tuning) with one engine, and appends one JSON object
 per line to OUT (jsonl): dataset, page, engine, raw text, line/char confidences, reference.
+With --posteriors DIR (kraken engines) each page's CTC posteriors go to DIR/<page>.npz and each
+line names its file and index ("posteriors": [file, index]), for the tuning scripts.
 
-    .venv/bin/python scripts/collect_htr_pairs.py --engine kraken --model /tmp/htr.safetensors \
-        --out /tmp/pairs.jsonl --max-pages 40
+    .venv/bin/python scripts/collect_htr_pairs.py --engine kraken --out /tmp/pairs.jsonl \
+        --posteriors /tmp/posteriors --max-pages 40
 """
 from __future__ import annotations
 
@@ -19,9 +21,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from biqe_lab.ingest import pages_from_images  # noqa: E402
-from biqe_lab.model import Document  # noqa: E402
-from biqe_lab.pipeline import PipelineConfig, run_pipeline  # noqa: E402
+import hashlib  # noqa: E402
+
+from biqe_lab.ingest import open_image, pages_from_images  # noqa: E402
+from biqe_lab.pipeline import load_recognizer, resolve_engine  # noqa: E402
+from biqe_lab.posteriors import save_lines  # noqa: E402
 
 
 def main() -> None:
@@ -34,14 +38,18 @@ def main() -> None:
     ap.add_argument("--datasets", default="peraire,stanford_memorials,cremma_medieval_lat")
     ap.add_argument("--max-pages", type=int, default=1000, help="per dataset")
     ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--posteriors", type=Path, default=None, help="also keep each page's CTC posteriors here")
     args = ap.parse_args()
     split = json.loads(args.split.read_text())
     wanted = args.datasets.split(",")
     done = set()
     if args.out.exists():
         done = {json.loads(l)["page"] for l in args.out.read_text().splitlines() if l.strip()}
-    config = PipelineConfig(layout="ground-truth", engine=args.engine, model=args.model,
-                            languages=tuple(args.lang.split("+")))
+    engine, model = resolve_engine(args.engine, args.model)
+    recognizer = load_recognizer(engine, model, tuple(args.lang.split("+")), "cpu", 8,
+                                 keep_posteriors=args.posteriors is not None)
+    if args.posteriors:
+        args.posteriors.mkdir(parents=True, exist_ok=True)
     for dataset in wanted:
         xmls = [ROOT / p for p in split["pages"][args.part] if f"/datasets/{dataset}/" in p][: args.max_pages]
         for xml in xmls:
@@ -50,17 +58,22 @@ def main() -> None:
             if image is None or str(image) in done:
                 continue
             t0 = time.perf_counter()
-            doc = run_pipeline(Document(pages=pages_from_images([image])), config)
+            page = pages_from_images([image])[0]  # the ground-truth layout
+            recognizer.recognize(page, open_image(page.image))
+            variants = [line.variant("htr") for line in page.lines]
+            stored = None
+            if args.posteriors:
+                stored = args.posteriors / (hashlib.sha1(str(image).encode()).hexdigest()[:16] + ".npz")
+                save_lines(stored, [v.posteriors if v else None for v in variants])
             with args.out.open("a", encoding="utf-8") as fh:
-                for page in doc.pages:
-                    for line in page.lines:
-                        v = line.variant("htr")
-                        fh.write(json.dumps({"dataset": dataset, "page": str(image), "engine": args.engine,
-                                             "raw": v.text if v else "", "conf": v.confidence if v else None,
-                                             "char_conf": v.char_confidences if v else None,
-                                             "ref": line.reference or ""}, ensure_ascii=False) + "\n")
-            print(f"{dataset} {image.name}: {sum(len(p.lines) for p in doc.pages)} lines "
-                  f"{time.perf_counter() - t0:.1f}s", flush=True)
+                for i, (line, v) in enumerate(zip(page.lines, variants)):
+                    fh.write(json.dumps({"dataset": dataset, "page": str(image), "engine": engine,
+                                         "raw": v.text if v else "", "conf": v.confidence if v else None,
+                                         "char_conf": v.char_confidences if v else None,
+                                         "ref": line.reference or "",
+                                         "posteriors": [str(stored), i] if stored else None},
+                                        ensure_ascii=False) + "\n")
+            print(f"{dataset} {image.name}: {len(page.lines)} lines {time.perf_counter() - t0:.1f}s", flush=True)
 
 
 if __name__ == "__main__":

@@ -4,9 +4,11 @@ Inputs: the held-out split (training/default-model/split.json; test and validati
 never read) and line pairs from scripts/collect_htr_pairs.py. Writes into
 src/biqe_lab/correction/data/: vocab_<dataset>.tsv (word counts of the training
 transcriptions) and confusions.json (character confusions of the recognizer, plus the keep
-bias chosen by grid search on the training pairs).
+bias chosen by grid search on the training pairs). With --posterior-pairs (pairs collected with
+--posteriors) it also chooses the weight of the recognizer's CTC posteriors and the keep bias
+that goes with them (the channel used for kraken output).
 
-    .venv/bin/python scripts/train_corrector.py --pairs /tmp/biqe_corr/pairs_tess.jsonl
+    .venv/bin/python scripts/train_corrector.py --pairs /tmp/pairs.jsonl --posterior-pairs /tmp/post/pairs.jsonl
 """
 from __future__ import annotations
 
@@ -19,9 +21,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from biqe_lab.correction.guards import words  # noqa: E402
-from biqe_lab.correction.lexicon import ConfusionModel, data_dir  # noqa: E402
-from biqe_lab.correction.tuning import guarded_choice, score_setting  # noqa: E402
+from biqe_lab.correction.guards import check, words  # noqa: E402
+from biqe_lab.correction.lexicon import (ConfusionModel, LexiconBackend, apply_replacements,  # noqa: E402
+                                         data_dir, load_confusions)
+from biqe_lab.correction.presets import load_preset  # noqa: E402
+from biqe_lab.correction.tuning import guarded_choice, line_inputs, score_setting  # noqa: E402
 from biqe_lab.evaluation import score_pairs  # noqa: E402
 from biqe_lab.ingest import pages_from_images  # noqa: E402
 
@@ -55,6 +59,41 @@ def build_vocabularies(split: dict, out: Path) -> None:
         print(f"{path.name}: {len(counts)} words", flush=True)
 
 
+def training_rows(paths: list[Path], split: dict) -> list[dict]:
+    train_pages = {str((ROOT / p).with_suffix("")) for p in split["pages"]["train"]}
+    rows = [json.loads(l) for p in paths for l in p.read_text(encoding="utf-8").splitlines() if l.strip()]
+    return [r for r in rows if str(Path(r["page"]).with_suffix("")) in train_pages]  # training pages only
+
+
+def score_margins(rows: list[dict], model: ConfusionModel) -> list:
+    """(row, preset, margins of its uncertain words) per line, by each data set's preset."""
+    decided = []
+    inputs = line_inputs(rows)
+    for dataset in DATASETS:
+        preset = load_preset(PRESET_OF[dataset])
+        backend = LexiconBackend(preset, confusions=model)
+        chosen = [(r, line) for r, line in zip(rows, inputs) if r["dataset"] == dataset]
+        decided += [(r, preset, backend.margins(line, preset)) for r, line in chosen]
+        print(f"{dataset}: {len(chosen)} lines scored", flush=True)
+    return decided
+
+
+def bias_grid(decided: list, biases, label: str) -> dict:
+    """bias -> (character errors, worst training page's CER change in points) when margins must beat it."""
+    results = {}
+    raw = score_pairs([(r["ref"], r["raw"]) for r, _, _ in decided])
+    for bias in biases:
+        lines = []
+        for r, preset, margins in decided:
+            text = apply_replacements(r["raw"], [(s, e, w) for s, e, w, m in margins if m > bias])
+            lines.append((r["page"], r["ref"], r["raw"], text if check(r["raw"], text, preset) is None else r["raw"]))
+        corr, worst = score_setting(lines)
+        results[bias] = (corr.char_errors, worst)
+        print(f"{label} keep_bias {bias:>7}: training CER raw {raw.cer:.4f} -> corrected {corr.cer:.4f} "
+              f"({corr.char_errors - raw.char_errors:+d} errors; worst page {worst:+.2f} points)", flush=True)
+    return results
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--split", type=Path, default=ROOT / "training/default-model/split.json")
@@ -62,58 +101,49 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--skip-vocab", action="store_true")
     ap.add_argument("--cache", type=Path, default=None, help="keep the scored candidates here (reruns are fast)")
+    ap.add_argument("--posterior-pairs", type=Path, nargs="*", default=[],
+                    help="pairs with the recognizer's posteriors: tune the posterior channel on them")
     args = ap.parse_args()
     out = args.out or data_dir()
     out.mkdir(parents=True, exist_ok=True)
     split = json.loads(args.split.read_text())
-    train_pages = {str((ROOT / p).with_suffix("")) for p in split["pages"]["train"]}
     if not args.skip_vocab:
         build_vocabularies(split, out)
-    rows = [json.loads(l) for p in args.pairs for l in p.read_text(encoding="utf-8").splitlines() if l.strip()]
-    rows = [r for r in rows if str(Path(r["page"]).with_suffix("")) in train_pages]  # training pages only
+    rows = training_rows(args.pairs, split)
     print(f"{len(rows)} training line pairs from {len({r['page'] for r in rows})} pages", flush=True)
     model = ConfusionModel.learn((r["ref"], r["raw"]) for r in rows if r["ref"] and r["raw"])
     model.meta = {"source": "; ".join(sorted({f"{r['engine']} on {r['dataset']}" for r in rows})),
                   "pairs": len(rows), "built_by": "scripts/train_corrector.py"}
-    from biqe_lab.correction.guards import check
-    from biqe_lab.correction.lexicon import LexiconBackend, apply_replacements, load_confusions
-    from biqe_lab.correction.presets import load_preset
-    from biqe_lab.correction.step import LineInput
-
     load_confusions.cache_clear()
-    decided = []  # (row, preset, margins)
-    for dataset in DATASETS if not (args.cache and args.cache.exists()) else ():
-        drows = [r for r in rows if r["dataset"] == dataset]
-        if not drows:
-            continue
-        preset = load_preset(PRESET_OF[dataset])
-        backend = LexiconBackend(preset, confusions=model)
-        for i, r in enumerate(drows):
-            decided.append((r, preset, backend.margins(LineInput(str(i), r["raw"], r["conf"], r["char_conf"]), preset)))
-        print(f"{dataset}: {len(drows)} lines scored", flush=True)
+    text_rows = [{**r, "posteriors": None} for r in rows]  # this grid: the confusion channel alone
     if args.cache and args.cache.exists():
         decided = [(r, load_preset(PRESET_OF[r["dataset"]]), [tuple(m) for m in margins])
                    for r, margins in json.loads(args.cache.read_text())]
-    elif args.cache:
-        args.cache.write_text(json.dumps([(r, m) for r, _, m in decided], ensure_ascii=False))
-    results = {}  # bias -> (character errors, worst training page's CER change in points)
-    raw = score_pairs([(r["ref"], r["raw"]) for r, _, _ in decided])
-    for bias in (0.0, 5.0, 8.0, 10.0, 12.0, 14.0, 16.0, 20.0, 30.0, 1000.0):
-        lines = []
-        for r, preset, margins in decided:
-            text = apply_replacements(r["raw"], [(s, e, w) for s, e, w, m in margins if m > bias])
-            lines.append((r["page"], r["ref"], r["raw"], text if check(r["raw"], text, preset) is None else r["raw"]))
-        corr, worst = score_setting(lines)
-        results[bias] = (corr.char_errors, worst)
-        print(f"keep_bias {bias:>7}: training CER raw {raw.cer:.4f} -> corrected {corr.cer:.4f} "
-              f"({corr.char_errors - raw.char_errors:+d} errors; worst page {worst:+.2f} points)", flush=True)
-    chosen = guarded_choice(results, conservative=lambda bias: bias)
-    model.keep_bias = chosen
+    else:
+        decided = score_margins(text_rows, model)
+        if args.cache:
+            args.cache.write_text(json.dumps([(r, m) for r, _, m in decided], ensure_ascii=False))
+    results = bias_grid(decided, (0.0, 5.0, 8.0, 10.0, 12.0, 14.0, 16.0, 20.0, 30.0, 1000.0), "confusions")
+    model.keep_bias = guarded_choice(results, conservative=lambda bias: bias)
     model.meta["keep_bias_grid"] = {str(k): {"errors": e, "worst_page_points": round(w, 3)}
                                     for k, (e, w) in results.items()}
-    model.meta["training_cer_raw"] = round(raw.cer, 5)
+    model.meta["training_cer_raw"] = round(score_pairs([(r["ref"], r["raw"]) for r in rows]).cer, 5)
+    if args.posterior_pairs:
+        with_posteriors = [r for r in training_rows(args.posterior_pairs, split) if r.get("posteriors")]
+        grid = {}
+        for weight in (1.0, 2.0, 3.0):
+            model.posterior_weight = weight
+            for bias, outcome in bias_grid(score_margins(with_posteriors, model), (-2.0, 0.0, 2.0, 4.0, 6.0, 8.0, 12.0),
+                                           f"posteriors x{weight}").items():
+                grid[(weight, bias)] = outcome
+        model.posterior_weight, model.posterior_keep_bias = guarded_choice(grid, conservative=lambda k: (k[1], -k[0]))
+        model.meta["posterior_grid"] = {f"{w} {b}": {"errors": e, "worst_page_points": round(x, 3)}
+                                        for (w, b), (e, x) in grid.items()}
+        model.meta["posterior_pairs"] = len(with_posteriors)
+        print(f"posterior weight {model.posterior_weight}, keep bias {model.posterior_keep_bias} "
+              f"(from {len(with_posteriors)} training lines)")
     (out / "confusions.json").write_text(json.dumps(model.to_json(), ensure_ascii=False), encoding="utf-8")
-    print(f"keep_bias {chosen} written to {out / 'confusions.json'}")
+    print(f"keep_bias {model.keep_bias} written to {out / 'confusions.json'}")
 
 
 if __name__ == "__main__":

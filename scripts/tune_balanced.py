@@ -5,9 +5,12 @@ channel and by the LM in the line's context (other words as read), on whole trai
 in a seeded order; then a grid over the keep bias and the LM weight picks the setting with the
 fewest character errors among those that leave no training page worse than raw by more than
 MAX_PAGE_LOSS points (biqe_lab.correction.tuning; ties: the most conservative). Writes
-src/biqe_lab/correction/data/balanced.json, read by the balanced tier.
+src/biqe_lab/correction/data/balanced.json, read by the balanced tier: the weights for lines
+with the recognizer's posteriors (key "with_posteriors") when the pairs carry them (collected
+with --posteriors; run scripts/train_corrector.py first: its posterior weight shapes the options),
+else the top-level weights (the confusion channel); the other set is kept as it was.
 
-    .venv/bin/python scripts/tune_balanced.py --pairs /tmp/biqe_corr/pairs_kraken.jsonl --lines 400
+    .venv/bin/python scripts/tune_balanced.py --pairs /tmp/post/pairs.jsonl --lines 400
 """
 from __future__ import annotations
 
@@ -26,11 +29,10 @@ from biqe_lab.correction import load_preset  # noqa: E402
 from biqe_lab.correction.guards import check  # noqa: E402
 from biqe_lab.correction.lexicon import apply_replacements, data_dir, uncertain_words  # noqa: E402
 from biqe_lab.correction.local_lm import MAX_WORDS_PER_LINE, LocalLMBackend, Weights  # noqa: E402
-from biqe_lab.correction.step import LineInput  # noqa: E402
-from biqe_lab.correction.tuning import guarded_choice, score_setting  # noqa: E402
+from biqe_lab.correction.tuning import guarded_choice, line_inputs, score_setting  # noqa: E402
 from biqe_lab.evaluation import score_pairs  # noqa: E402
 
-BIASES = (0.0, 2.0, 4.0, 6.0, 8.0, 10.0, 12.0, 16.0, 1000.0)
+BIASES = (-2.0, 0.0, 2.0, 4.0, 6.0, 8.0, 10.0, 12.0, 16.0, 1000.0)
 LM_WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5)
 
 
@@ -38,11 +40,10 @@ def score_options(rows: list[dict], preset, backend: LocalLMBackend) -> list:
     """Per line: [(start, end, [(option, channel score)], [LM score of the line with that option])]."""
     t0 = time.perf_counter()
     scored = []
-    for i, r in enumerate(rows):
-        line = LineInput(str(i), r["raw"], r["conf"], r["char_conf"])
+    for i, (r, line) in enumerate(zip(rows, line_inputs(rows))):
         words = []
-        for start, end, word in uncertain_words(line, preset, backend.lexical.lexicon)[:MAX_WORDS_PER_LINE]:
-            options = backend.options(word)
+        for start, end, _word in uncertain_words(line, preset, backend.lexical.lexicon)[:MAX_WORDS_PER_LINE]:
+            options = backend.options(line, start, end)
             if len(options) > 1:
                 lm = backend.scorer.score([apply_replacements(r["raw"], [(start, end, w)]) for w, _ in options])
                 words.append((start, end, options, lm))
@@ -77,8 +78,9 @@ def main() -> None:
         if len(rows) >= args.lines:
             break
         rows.extend(by_page[page])
+    posteriors = all(r.get("posteriors") for r in rows)
     preset = load_preset(args.preset)
-    backend = LocalLMBackend(preset, weights=Weights(keep_bias=0.0))
+    backend = LocalLMBackend(preset, weights=Weights(keep_bias=0.0), posterior_weights=Weights(keep_bias=0.0))
     if args.cache and args.cache.exists():
         scored = json.loads(args.cache.read_text(encoding="utf-8"))
     else:
@@ -104,13 +106,17 @@ def main() -> None:
     bias, lm_weight = guarded_choice(grid, conservative=lambda k: (k[0], -k[1]))
     fewest = grid[(bias, lm_weight)][0]
     out = (args.out or data_dir()) / "balanced.json"
-    out.write_text(json.dumps({
-        "keep_bias": bias, "lm_weight": lm_weight,
-        "meta": {"built_by": "scripts/tune_balanced.py", "pairs": args.pairs.name, "dataset": args.dataset,
-                 "lines": len(rows), "training_cer_raw": round(raw.cer, 5),
-                 "training_cer_balanced": round(fewest / max(raw.ref_chars, 1), 5),
-                 "model": backend.scorer.name}}, indent=1), encoding="utf-8")
-    print(f"keep bias {bias}, LM weight {lm_weight} written to {out}")
+    tuned = {"keep_bias": bias, "lm_weight": lm_weight,
+             "meta": {"built_by": "scripts/tune_balanced.py", "pairs": args.pairs.name, "dataset": args.dataset,
+                      "lines": len(rows), "training_cer_raw": round(raw.cer, 5),
+                      "training_cer_balanced": round(fewest / max(raw.ref_chars, 1), 5),
+                      "model": backend.scorer.name}}
+    data = json.loads(out.read_text(encoding="utf-8")) if out.is_file() else {}
+    data = {**data, "with_posteriors": tuned} if posteriors else {**tuned, **{k: v for k, v in data.items()
+                                                                            if k == "with_posteriors"}}
+    out.write_text(json.dumps(data, indent=1), encoding="utf-8")
+    print(f"keep bias {bias}, LM weight {lm_weight} written to {out}"
+          f"{' (lines with posteriors)' if posteriors else ''}")
 
 
 if __name__ == "__main__":

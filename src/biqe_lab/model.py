@@ -5,9 +5,9 @@ import datetime as _dt
 import json
 import uuid
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Any, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from .errors import InputError
 
@@ -61,6 +61,17 @@ class TextVariant(_Frozen):
     parent: Optional[str] = None
     status: Status = "proposed"
     created_at: str = Field(default_factory=now_iso)
+    # the recognizer's per-frame evidence (biqe_lab.posteriors.LinePosteriors): in memory only, never
+    # serialized; kept by the recognition step for the correction step of the same page, which drops it
+    _posteriors: Any = PrivateAttr(default=None)
+
+    @property
+    def posteriors(self) -> Any:
+        return self._posteriors
+
+    def keep_posteriors(self, posteriors: Any) -> "TextVariant":
+        self._posteriors = posteriors
+        return self
 
     @model_validator(mode="after")
     def _confidences_fit(self) -> "TextVariant":

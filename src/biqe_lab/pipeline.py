@@ -105,9 +105,10 @@ def load_layout(layout: str, layout_model: Optional[str], device: str) -> Layout
 
 @lru_cache(maxsize=4)
 def load_recognizer(engine: str, model: Optional[str], languages: tuple[str, ...], device: str,
-                    batch_size: int) -> Recognizer:
+                    batch_size: int, keep_posteriors: bool = False) -> Recognizer:
     """Load a recognizer once per process and configuration."""
-    return make_recognizer(engine, model, languages, device=device, batch_size=batch_size)
+    return make_recognizer(engine, model, languages, device=device, batch_size=batch_size,
+                           keep_posteriors=keep_posteriors)
 
 
 @lru_cache(maxsize=4)
@@ -142,7 +143,7 @@ def steps_for(config: PipelineConfig) -> Steps:
     if "recognition" in config.steps:
         engine, model = resolve_engine(config.engine, config.model)
         steps.recognizer = load_recognizer(engine, _resolved(model), config.languages, config.device,
-                                           config.batch_size)
+                                           config.batch_size, keep_posteriors=config.corrects)
     if config.corrects:
         steps.corrector = load_corrector(config.correction, config.preset)
     return steps

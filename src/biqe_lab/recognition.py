@@ -14,6 +14,7 @@ from PIL import Image, ImageDraw
 from .errors import DependencyMissingError, EngineError, InputError, ModelError
 from .kraken_support import kraken_device, kraken_version
 from .model import Line, Page, Producer, TextVariant
+from .posteriors import LinePosteriors
 
 
 class Recognizer(Protocol):
@@ -45,7 +46,9 @@ class KrakenRecognizer:
 
     name = "kraken"
 
-    def __init__(self, model: str | Path, device: str = "cpu", batch_size: int = 8) -> None:
+    def __init__(self, model: str | Path, device: str = "cpu", batch_size: int = 8,
+                 keep_posteriors: bool = False) -> None:
+        """``keep_posteriors``: attach each line's CTC posteriors to its variant (in memory) for correction."""
         from kraken.configs import RecognitionInferenceConfig
         from kraken.tasks import RecognitionTaskModel
 
@@ -56,7 +59,9 @@ class KrakenRecognizer:
             self._task = RecognitionTaskModel.load_model(self.model_path)
         except (ValueError, RuntimeError, OSError, KeyError) as exc:
             raise ModelError(f"{self.model_path.name} is not a kraken recognition model: {exc}") from exc
-        self._config = RecognitionInferenceConfig(batch_size=batch_size, **kraken_device(device))
+        self.keep_posteriors = keep_posteriors
+        self._config = RecognitionInferenceConfig(batch_size=batch_size, return_logits=keep_posteriors,
+                                                  **kraken_device(device))
         self._producer = Producer(engine="kraken", model=self.model_path.name, version=kraken_version())
 
     def describe(self) -> dict:
@@ -82,9 +87,22 @@ class KrakenRecognizer:
             if len(chars) != len(text):  # multi-codepoint labels: keep only the line figure
                 chars = None
             conf = (sum(rec.confidences) / len(rec.confidences)) if rec.confidences else None
-            line.add_variant(TextVariant(text=text, origin="htr", producer=self._producer,
-                                         confidence=None if conf is None else min(max(float(conf), 0.0), 1.0),
-                                         char_confidences=chars))
+            variant = line.add_variant(TextVariant(text=text, origin="htr", producer=self._producer,
+                                                   confidence=None if conf is None else min(max(float(conf), 0.0), 1.0),
+                                                   char_confidences=chars))
+            if self.keep_posteriors and rec.logits is not None:
+                variant.keep_posteriors(self._posteriors(text, rec.logits))
+
+    def _posteriors(self, text: str, probs) -> Optional[LinePosteriors]:
+        """The line's softmax outputs with the frames of each character, as kraken's own decoder finds them."""
+        from kraken.lib.ctc_decoder import greedy_decoder
+
+        codec = self._task.net.codec
+        if not hasattr(self, "_labels"):
+            self._labels = {c: ls[0] for c, ls in codec.c2l.items() if len(c) == 1 and len(ls) == 1}
+        decoded = codec.decode(greedy_decoder(probs)[0])
+        return LinePosteriors.from_decoding(text, probs.float().numpy(), [(c, s, e) for c, s, e, _ in decoded],
+                                            self._labels)
 
 
 class TesseractRecognizer:
@@ -227,12 +245,12 @@ def parse_tesseract_tsv(tsv: str, n_images: int) -> list[tuple[str, Optional[flo
 
 
 def make_recognizer(engine: str, model: Optional[str | Path] = None, languages: Sequence[str] = ("eng",),
-                    device: str = "cpu", batch_size: int = 8) -> Recognizer:
-    """The recognition engine chosen by configuration."""
+                    device: str = "cpu", batch_size: int = 8, keep_posteriors: bool = False) -> Recognizer:
+    """The recognition engine chosen by configuration (``keep_posteriors``: kraken's, for the correction step)."""
     if engine == "kraken":
         if model is None:
             raise InputError("--engine kraken needs --model PATH (a .mlmodel or .safetensors recognition model)")
-        return KrakenRecognizer(model, device=device, batch_size=batch_size)
+        return KrakenRecognizer(model, device=device, batch_size=batch_size, keep_posteriors=keep_posteriors)
     if engine == "tesseract":
         return TesseractRecognizer(languages)
     if engine == "trocr":

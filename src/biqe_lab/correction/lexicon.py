@@ -18,6 +18,7 @@ from rapidfuzz.distance import Levenshtein
 
 from ..errors import ModelError
 from ..model import Producer
+from ..posteriors import LinePosteriors
 from ..version import __version__
 from .presets import Preset
 from .step import LineInput, Proposal
@@ -133,6 +134,9 @@ class ConfusionModel:
     seen: dict[str, float]  # intended char -> count
     alpha: float = 0.5
     keep_bias: float = 0.0  # extra log-score for keeping an unknown word (tuned on training pages)
+    # with the recognizer's CTC posteriors as the channel (kraken engines): their weight and the keep bias then
+    posterior_weight: float = 2.0
+    posterior_keep_bias: float = 2.0
     meta: dict = field(default_factory=dict)
 
     @classmethod
@@ -159,7 +163,8 @@ class ConfusionModel:
 
     def to_json(self) -> dict:
         return {"sub": self.sub, "ins": self.ins, "dele": self.dele, "seen": self.seen, "alpha": self.alpha,
-                "keep_bias": self.keep_bias, "meta": self.meta}
+                "keep_bias": self.keep_bias, "posterior_weight": self.posterior_weight,
+                "posterior_keep_bias": self.posterior_keep_bias, "meta": self.meta}
 
     @classmethod
     def load(cls, path: Path) -> "ConfusionModel":
@@ -245,12 +250,18 @@ def match_case(template: str, word: str) -> str:
 
 
 class NoisyChannel:
-    """Candidate words for an observed one, scored log P(word) + log P(observed | word)."""
+    """Candidate words for an observed one, scored log P(word) + log P(observed | word).
+
+    P(observed | word) is the recognizer's own CTC posteriors over the frames of the word as read
+    when the line carries them (``biqe_lab.posteriors``, kraken engines), else the confusion model
+    learned from the recognizer's errors; the confusion model always proposes the candidates.
+    """
 
     NOVEL_WORD_LOGP = math.log(0.01)  # P(a word is outside the lexicon: names, period spellings)
     NOVEL_CHAR_LOGP = math.log(1 / 30)  # each of its letters, uniformly
 
     LONG_WORD = 8  # letters from which a word may be `max_long_edits` away from its candidates
+    POOL = 20  # candidates (best by the confusion model) re-scored against the posteriors
 
     def __init__(self, lexicon: Lexicon, confusions: ConfusionModel, max_edits: int = 2,
                  diacritics_as_read: bool = True, max_long_edits: Optional[int] = None) -> None:
@@ -264,10 +275,31 @@ class NoisyChannel:
     def clear_cache(self) -> None:
         self._cache.clear()
 
+    def novel_logprior(self, observed: str) -> float:
+        """log P(a word outside the lexicon spelled ``observed``)."""
+        return self.NOVEL_WORD_LOGP + len(observed) * self.NOVEL_CHAR_LOGP
+
     def keep_score(self, observed: str) -> float:
         """The score of leaving an unknown word as the recognizer read it (a novel word, read without error)."""
-        prior = self.NOVEL_WORD_LOGP + len(observed) * self.NOVEL_CHAR_LOGP
-        return prior + self.confusions.channel(observed, observed)
+        return self.novel_logprior(observed) + self.confusions.channel(observed, observed)
+
+    def options(self, observed: str, limit: int, posteriors: Optional[LinePosteriors] = None,
+                span: tuple[int, int] = (0, 0)) -> list[tuple[str, float]]:
+        """Keeping the word as read (first), then up to ``limit`` lexicon candidates, best first, all scored.
+
+        With ``posteriors`` (of the line; ``span`` = the word's character offsets in it) the channel is
+        the weighted CTC log-likelihood of each word over the frames of the word as read.
+        """
+        if posteriors is None:
+            return [(observed, self.keep_score(observed)),
+                    *[c for c in self.candidates(observed, limit) if c[0] != observed]]
+        pool = [w for w, _ in self.candidates(observed, self.POOL) if w != observed]
+        fit = posteriors.scores(span[0], span[1], [observed, *pool])
+        weight = self.confusions.posterior_weight
+        keep = (observed, self.novel_logprior(observed) + weight * fit[0])
+        scored = sorted(((w, self.lexicon.logprior(w) + weight * f) for w, f in zip(pool, fit[1:])
+                         if math.isfinite(f)), key=lambda kv: -kv[1])
+        return [keep, *scored[:limit]]
 
     def candidates(self, observed: str, limit: int = 5) -> list[tuple[str, float]]:
         """Up to ``limit`` lexicon words near ``observed`` (case matched), best first."""
@@ -331,19 +363,25 @@ class LexiconBackend:
 
     def settings(self) -> dict:
         return {"lexicon_words": len(self.lexicon), "lexicons": list(self.lexicon.sources),
-                "confusions": self.confusions.meta.get("source", ""), "keep_bias": self.confusions.keep_bias}
+                "confusions": self.confusions.meta.get("source", ""), "keep_bias": self.confusions.keep_bias,
+                "posterior_weight": self.confusions.posterior_weight,
+                "posterior_keep_bias": self.confusions.posterior_keep_bias}
 
     def margins(self, line: LineInput, preset: Preset) -> list[tuple[int, int, str, float]]:
         """(start, end, best candidate, its score minus the score of keeping the word as read) per uncertain word."""
         out = []
         for start, end, word in uncertain_words(line, preset, self.lexicon):
-            best = self.channel.candidates(word, limit=1)
-            if best:
-                out.append((start, end, best[0][0], best[0][1] - self.channel.keep_score(word)))
+            keep, *others = self.channel.options(word, 1, line.posteriors, (start, end))
+            if others:
+                out.append((start, end, others[0][0], others[0][1] - keep[1]))
         return out
 
+    def keep_bias(self, line: LineInput) -> float:
+        """How much better than keeping a word a candidate must score (tuned per kind of channel)."""
+        return self.confusions.keep_bias if line.posteriors is None else self.confusions.posterior_keep_bias
+
     def propose(self, lines: list[LineInput], preset: Preset) -> list[Proposal]:
-        bias = self.confusions.keep_bias
         return [Proposal(line.id, apply_replacements(line.text, [(s, e, w) for s, e, w, margin
-                                                                  in self.margins(line, preset) if margin > bias]))
+                                                                  in self.margins(line, preset)
+                                                                  if margin > self.keep_bias(line)]))
                 for line in lines]

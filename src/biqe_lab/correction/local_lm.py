@@ -41,15 +41,20 @@ class Weights:
         return best if math.isfinite(total[best]) else 0
 
     @classmethod
-    def bundled(cls) -> "Weights":
-        """``data/balanced.json`` when present (rebuilt whenever the recognizer changes), else the defaults."""
+    def bundled(cls, posteriors: bool = False) -> "Weights":
+        """The weights in ``data/balanced.json`` (rebuilt whenever the recognizer changes), else the defaults.
+
+        ``posteriors``: those for lines whose channel is the recognizer's CTC posteriors (key ``with_posteriors``).
+        """
         path = data_dir() / "balanced.json"
         if not path.is_file():
             return cls()
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
+            if posteriors:
+                data = data.get("with_posteriors") or data
             return cls(float(data["keep_bias"]), float(data["lm_weight"]))
-        except (OSError, ValueError, KeyError, TypeError) as exc:
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
             raise ModelError(f"cannot read the balanced tier's weights {path}: {exc}") from exc
 
 
@@ -155,24 +160,27 @@ class LocalLMBackend:
 
     origin = "llm"
 
-    def __init__(self, preset: Preset, model: Optional[str] = None, weights: Optional[Weights] = None) -> None:
+    def __init__(self, preset: Preset, model: Optional[str] = None, weights: Optional[Weights] = None,
+                 posterior_weights: Optional[Weights] = None) -> None:
         self.lexical = LexiconBackend(preset)
         t0 = time.perf_counter()
         self.scorer = load_scorer(model)
         self.load_seconds = round(time.perf_counter() - t0, 2)
         self.weights = weights or Weights.bundled()
+        self.posterior_weights = posterior_weights or Weights.bundled(posteriors=True)
         self.producer = Producer(engine="transformers", model=self.scorer.name, version=__version__,
                                  prompt_version=SCORING_VERSION)
 
     def settings(self) -> dict:
         return {"model": self.scorer.name, "scoring": SCORING_VERSION, "keep_bias": self.weights.keep_bias,
-                "lm_weight": self.weights.lm_weight, "lexicon_words": len(self.lexical.lexicon)}
+                "lm_weight": self.weights.lm_weight, "posterior_keep_bias": self.posterior_weights.keep_bias,
+                "posterior_lm_weight": self.posterior_weights.lm_weight,
+                "lexicon_words": len(self.lexical.lexicon)}
 
-    def options(self, word: str) -> list[tuple[str, float]]:
+    def options(self, line: LineInput, start: int, end: int) -> list[tuple[str, float]]:
         """Keep the word (first) or take a lexicon candidate, each with its (unbiased) noisy-channel score."""
-        channel = self.lexical.channel
-        keep = (word, channel.keep_score(word))
-        others = [(w, score) for w, score in channel.candidates(word, CANDIDATES_PER_WORD) if w != word]
+        keep, *others = self.lexical.channel.options(line.text[start:end], CANDIDATES_PER_WORD, line.posteriors,
+                                                     (start, end))
         return [keep, *[o for o in others if o[1] > keep[1] - PRUNE]]
 
     def propose(self, lines: list[LineInput], preset: Preset) -> list[Proposal]:
@@ -180,12 +188,13 @@ class LocalLMBackend:
         for line in lines:
             spans = uncertain_words(line, preset, self.lexical.lexicon)[:MAX_WORDS_PER_LINE]
             chosen: list[tuple[int, int, str]] = []
-            for start, end, word in spans:
-                options = self.options(word)
+            weights = self.weights if line.posteriors is None else self.posterior_weights
+            for start, end, _word in spans:
+                options = self.options(line, start, end)
                 if len(options) == 1:
                     continue  # no candidate within reach: the LM is not asked
                 lm = self.scorer.score([apply_replacements(line.text, [*chosen, (start, end, w)]) for w, _ in options])
-                best = self.weights.choose(options, lm)
+                best = weights.choose(options, lm)
                 if best:
                     chosen.append((start, end, options[best][0]))
             out.append(Proposal(line.id, apply_replacements(line.text, chosen)))

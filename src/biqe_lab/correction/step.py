@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Optional, Protocol
+from typing import Any, Optional, Protocol
 
 from rapidfuzz.distance import Levenshtein
 
@@ -18,12 +18,13 @@ TAG = "correction"  # Line.tags key holding the per-line record (JSON)
 
 @dataclass(frozen=True)
 class LineInput:
-    """What a back-end sees of a line: its id, raw HTR text and the recognizer's confidences."""
+    """What a back-end sees of a line: its id, raw HTR text, the recognizer's confidences and posteriors."""
 
     id: str
     text: str
     confidence: Optional[float] = None
     char_confidences: Optional[list[float]] = None
+    posteriors: Any = field(default=None, repr=False, compare=False)  # biqe_lab.posteriors.LinePosteriors
 
 
 @dataclass(frozen=True)
@@ -81,7 +82,9 @@ class Corrector:
         todo = self._inputs(page)
         if not todo:
             return
-        inputs = [LineInput(line.id, v.text, v.confidence, v.char_confidences) for line, v in todo]
+        inputs = [LineInput(line.id, v.text, v.confidence, v.char_confidences, v.posteriors) for line, v in todo]
+        for _, v in todo:
+            v.keep_posteriors(None)  # used once, here: a long document does not keep every page's posteriors
         try:
             answers = self.backend.propose(inputs, self.preset)
             failure = ""

@@ -2,9 +2,13 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from functools import lru_cache
+from pathlib import Path
 from typing import Callable, Hashable, Iterable
 
 from ..evaluation import Rates, score_pairs
+from ..posteriors import load_lines
+from .step import LineInput
 
 MAX_PAGE_LOSS = 0.25  # CER points a training page may lose at the chosen setting (the goal allows 0.5 held out)
 
@@ -28,3 +32,11 @@ def guarded_choice(grid: dict[Hashable, tuple[int, float]], conservative: Callab
     safe = {k: errors for k, (errors, worst) in grid.items() if worst <= MAX_PAGE_LOSS}
     fewest = min(safe.values())
     return max((k for k, errors in safe.items() if errors == fewest), key=conservative)
+
+
+def line_inputs(rows: list[dict]) -> list[LineInput]:
+    """What a back-end sees of each collected line (scripts/collect_htr_pairs.py), posteriors included if kept."""
+    files = lru_cache(maxsize=4)(lambda name: load_lines(Path(name)))
+    return [LineInput(str(i), r["raw"], r["conf"], r["char_conf"],
+                      files(r["posteriors"][0])[r["posteriors"][1]] if r.get("posteriors") else None)
+            for i, r in enumerate(rows)]

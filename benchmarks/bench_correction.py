@@ -1,15 +1,18 @@
 """Lines per second of each correction tier on the CPU (median of several runs), on held-out real lines.
 
-The input is the ground-truth text of the held-out peraire pages (training/default-model/split.json)
-with recognizer-like errors planted from the learned confusion model (seeded), every line at
-confidence 0.5, so each tier does its full work. Model loading is timed apart (once per process).
-`best` is timed only when BIQE_LLM_BASE_URL / BIQE_LLM_MODEL are set.
+The input (--input real, the default) is the held-out peraire pages (training/default-model/split.json,
+ground-truth lines) read by the bundled recognizer with its posteriors kept, as the pipeline
+corrects them (recognition is not timed); --input planted: their ground-truth text with
+recognizer-like errors planted from the learned confusion model (seeded), every line at
+confidence 0.5, no posteriors. Model loading is timed apart (once per process). `best` is timed
+only when BIQE_LLM_BASE_URL / BIQE_LLM_MODEL are set.
 
     .venv/bin/python benchmarks/bench_correction.py [--repeats 3] [--lines 40] [--tiers cheap,balanced]
 """
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import random
@@ -24,16 +27,35 @@ sys.path.insert(0, str(ROOT / "src"))
 from biqe_lab.correction import load_corrector  # noqa: E402
 from biqe_lab.correction.guards import WORD  # noqa: E402
 from biqe_lab.correction.lexicon import load_confusions  # noqa: E402
-from biqe_lab.ingest import pages_from_images  # noqa: E402
+from biqe_lab.ingest import open_image, pages_from_images  # noqa: E402
 from biqe_lab.model import ImageRef, Line, Page, Producer, TextVariant  # noqa: E402
 
 
-def held_out_lines(limit: int) -> list[str]:
+def held_out_pages() -> list[Page]:
     split = json.loads((ROOT / "training/default-model/split.json").read_text())
     images = [(ROOT / p).with_suffix(".jpg") for p in split["pages"]["test"] if "/datasets/peraire/" in p]
+    return pages_from_images([i for i in images if i.exists()])
+
+
+def read_by_default_model(limit: int) -> Page:
+    """The held-out lines as the bundled recognizer reads them, posteriors kept (one page of ``limit`` lines)."""
+    from biqe_lab.pipeline import load_recognizer, resolve_engine
+
+    engine, model = resolve_engine("auto", None)
+    recognizer = load_recognizer(engine, model, ("fra",), "cpu", 8, keep_posteriors=True)
+    lines = []
+    for page in held_out_pages():
+        recognizer.recognize(page, open_image(page.image))
+        lines += [line.model_copy(update={"region_id": None}) for line in page.lines]  # one page, no regions
+    page = page_of([])
+    page.lines = lines[:limit]
+    return page
+
+
+def held_out_lines(limit: int) -> list[str]:
     confusions, rng = load_confusions("confusions.json"), random.Random(4)
     out = []
-    for page in pages_from_images([i for i in images if i.exists()]):
+    for page in held_out_pages():
         for line in page.lines:
             if len(line.reference or "") >= 20:
                 out.append(WORD.sub(lambda m: confusions.corrupt(m.group(), rng)
@@ -59,10 +81,12 @@ def main() -> None:
     ap.add_argument("--lines", type=int, default=40)
     ap.add_argument("--tiers", default="cheap,balanced,best")
     ap.add_argument("--preset", default="french_20c_notes")
+    ap.add_argument("--input", choices=("real", "planted"), default="real")
     args = ap.parse_args()
-    texts = held_out_lines(args.lines)
-    print(f"{len(texts)} held-out peraire lines with planted errors, {args.repeats} runs per tier, "
-          f"{os.cpu_count()} CPUs")
+    source = read_by_default_model(args.lines) if args.input == "real" else page_of(held_out_lines(args.lines))
+    n = len(source.lines)
+    what = "read by the bundled recognizer (posteriors kept)" if args.input == "real" else "with planted errors"
+    print(f"{n} held-out peraire lines {what}, {args.repeats} runs per tier, {os.cpu_count()} CPUs")
     print(f"{'tier':<10} {'load s':>8} {'lines/s (median)':>18} {'runs':>30}")
     for tier in args.tiers.split(","):
         if tier == "best" and not os.environ.get("BIQE_LLM_BASE_URL"):
@@ -73,14 +97,14 @@ def main() -> None:
         load = time.perf_counter() - t0
         rates = []
         for _ in range(args.repeats):
-            page = page_of(texts)
+            page = copy.deepcopy(source)
             backend = corrector.backend
             for channel in (getattr(backend, "channel", None), getattr(getattr(backend, "lexical", None), "channel", None)):
                 if channel is not None:
                     channel.clear_cache()  # cold candidate search every run
             t0 = time.perf_counter()
             corrector.correct(page)
-            rates.append(len(texts) / (time.perf_counter() - t0))
+            rates.append(n / (time.perf_counter() - t0))
         print(f"{tier:<10} {load:>8.1f} {statistics.median(rates):>18.2f} "
               f"{' '.join(f'{r:.2f}' for r in rates):>30}")
 

@@ -65,13 +65,24 @@ def training_rows(paths: list[Path], split: dict) -> list[dict]:
     return [r for r in rows if str(Path(r["page"]).with_suffix("")) in train_pages]  # training pages only
 
 
+_BACKENDS: dict[tuple[str, int], LexiconBackend] = {}
+
+
+def backend_for(dataset: str, model: ConfusionModel) -> LexiconBackend:
+    """One back-end per data set and model: its candidate cache serves every setting of a grid."""
+    key = (dataset, id(model))
+    if key not in _BACKENDS:
+        _BACKENDS[key] = LexiconBackend(load_preset(PRESET_OF[dataset]), confusions=model)
+    return _BACKENDS[key]
+
+
 def score_margins(rows: list[dict], model: ConfusionModel) -> list:
     """(row, preset, margins of its uncertain words) per line, by each data set's preset."""
     decided = []
     inputs = line_inputs(rows)
     for dataset in DATASETS:
+        backend = backend_for(dataset, model)
         preset = load_preset(PRESET_OF[dataset])
-        backend = LexiconBackend(preset, confusions=model)
         chosen = [(r, line) for r, line in zip(rows, inputs) if r["dataset"] == dataset]
         decided += [(r, preset, backend.margins(line, preset)) for r, line in chosen]
         print(f"{dataset}: {len(chosen)} lines scored", flush=True)
@@ -92,6 +103,43 @@ def bias_grid(decided: list, biases, label: str) -> dict:
         print(f"{label} keep_bias {bias:>7}: training CER raw {raw.cer:.4f} -> corrected {corr.cer:.4f} "
               f"({corr.char_errors - raw.char_errors:+d} errors; worst page {worst:+.2f} points)", flush=True)
     return results
+
+
+def tune_posterior_channel(model: ConfusionModel, rows: list[dict]) -> None:
+    """The posterior weight (one) and keep bias (per preset) with the fewest errors, each data set page-guarded.
+
+    A data set's preset uses the posteriors only where they beat the confusion channel on its pages.
+    """
+    biases = (0.0, 2.0, 4.0, 6.0, 8.0, 12.0, 16.0, 20.0, 30.0, 1000.0)
+    plain = score_margins([{**r, "posteriors": None} for r in rows], model)
+    confusion_errors = {dataset: bias_grid([d for d in plain if d[0]["dataset"] == dataset], (model.keep_bias,),
+                                           f"{dataset} confusions")[model.keep_bias][0] for dataset in DATASETS}
+    outcomes = {}  # weight -> (total errors, {preset: bias}, grids)
+    model.posterior_keep_bias = {preset: 0.0 for preset in PRESET_OF.values()}  # margins: posteriors where given
+    for weight in (1.0, 2.0, 3.0):
+        model.posterior_weight = weight
+        decided = score_margins(rows, model)
+        chosen, total, grids = {}, 0, {}
+        for dataset in DATASETS:
+            part = [d for d in decided if d[0]["dataset"] == dataset]
+            if not part:
+                continue
+            grid = bias_grid(part, biases, f"{dataset} posteriors x{weight}")
+            bias = guarded_choice(grid, conservative=lambda b: b)
+            if grid[bias][0] < confusion_errors[dataset]:
+                chosen[PRESET_OF[dataset]] = bias
+            total += min(grid[bias][0], confusion_errors[dataset])
+            grids[dataset] = {str(b): {"errors": e, "worst_page_points": round(w, 3)} for b, (e, w) in grid.items()}
+        outcomes[weight] = (total, chosen, grids)
+    weight = min(outcomes, key=lambda w: (outcomes[w][0], w))
+    total, chosen, grids = outcomes[weight]
+    model.posterior_weight = weight
+    model.posterior_keep_bias = chosen
+    model.meta["posterior_grid"] = {str(w): {"errors": o[0], "keep_bias": o[1], "per_dataset": o[2]}
+                                    for w, o in outcomes.items()}
+    model.meta["posterior_pairs"] = len(rows)
+    print(f"posterior weight {weight}, keep bias per preset {model.posterior_keep_bias} "
+          f"(from {len(rows)} training lines)")
 
 
 def main() -> None:
@@ -129,19 +177,7 @@ def main() -> None:
                                     for k, (e, w) in results.items()}
     model.meta["training_cer_raw"] = round(score_pairs([(r["ref"], r["raw"]) for r in rows]).cer, 5)
     if args.posterior_pairs:
-        with_posteriors = [r for r in training_rows(args.posterior_pairs, split) if r.get("posteriors")]
-        grid = {}
-        for weight in (1.0, 2.0, 3.0):
-            model.posterior_weight = weight
-            for bias, outcome in bias_grid(score_margins(with_posteriors, model), (-2.0, 0.0, 2.0, 4.0, 6.0, 8.0, 12.0),
-                                           f"posteriors x{weight}").items():
-                grid[(weight, bias)] = outcome
-        model.posterior_weight, model.posterior_keep_bias = guarded_choice(grid, conservative=lambda k: (k[1], -k[0]))
-        model.meta["posterior_grid"] = {f"{w} {b}": {"errors": e, "worst_page_points": round(x, 3)}
-                                        for (w, b), (e, x) in grid.items()}
-        model.meta["posterior_pairs"] = len(with_posteriors)
-        print(f"posterior weight {model.posterior_weight}, keep bias {model.posterior_keep_bias} "
-              f"(from {len(with_posteriors)} training lines)")
+        tune_posterior_channel(model, [r for r in training_rows(args.posterior_pairs, split) if r.get("posteriors")])
     (out / "confusions.json").write_text(json.dumps(model.to_json(), ensure_ascii=False), encoding="utf-8")
     print(f"keep_bias {model.keep_bias} written to {out / 'confusions.json'}")
 

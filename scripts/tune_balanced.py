@@ -5,10 +5,10 @@ channel and by the LM in the line's context (other words as read), on whole trai
 in a seeded order; then a grid over the keep bias and the LM weight picks the setting with the
 fewest character errors among those that leave no training page worse than raw by more than
 MAX_PAGE_LOSS points (biqe_lab.correction.tuning; ties: the most conservative). Writes
-src/biqe_lab/correction/data/balanced.json, read by the balanced tier: the weights for lines
-with the recognizer's posteriors (key "with_posteriors") when the pairs carry them (collected
+src/biqe_lab/correction/data/balanced.json, read by the balanced tier: the preset's weights for
+lines with the recognizer's posteriors (key "with_posteriors") when the pairs carry them (collected
 with --posteriors; run scripts/train_corrector.py first: its posterior weight shapes the options),
-else the top-level weights (the confusion channel); the other set is kept as it was.
+else the top-level weights (the confusion channel); the rest of the file is kept as it was.
 
     .venv/bin/python scripts/tune_balanced.py --pairs /tmp/post/pairs.jsonl --lines 400
 """
@@ -112,8 +112,10 @@ def main() -> None:
                       "training_cer_balanced": round(fewest / max(raw.ref_chars, 1), 5),
                       "model": backend.scorer.name}}
     data = json.loads(out.read_text(encoding="utf-8")) if out.is_file() else {}
-    data = {**data, "with_posteriors": tuned} if posteriors else {**tuned, **{k: v for k, v in data.items()
-                                                                            if k == "with_posteriors"}}
+    if posteriors:  # per preset
+        data["with_posteriors"] = {**data.get("with_posteriors", {}), args.preset: tuned}
+    else:
+        data = {**tuned, **{k: v for k, v in data.items() if k == "with_posteriors"}}
     out.write_text(json.dumps(data, indent=1), encoding="utf-8")
     print(f"keep bias {bias}, LM weight {lm_weight} written to {out}"
           f"{' (lines with posteriors)' if posteriors else ''}")

@@ -372,12 +372,20 @@ def test_balanced_loads_offline_fixes_known_words_and_stays_within_half_a_point(
 
 @pytest.fixture(scope="session")
 def held_out_read_by_default_model():
-    """The held-out peraire pages (ground-truth lines) read by the bundled default recognizer: real HTR output."""
-    from biqe_lab.ingest import pages_from_images
-    from biqe_lab.pipeline import PipelineConfig, run_pipeline
+    """The held-out peraire pages (ground-truth lines) read by the bundled default recognizer: real HTR output.
+
+    With the recognizer's posteriors kept, as the pipeline keeps them when it corrects.
+    """
+    from biqe_lab.ingest import open_image, pages_from_images
+    from biqe_lab.pipeline import load_recognizer, resolve_engine
 
     doc = Document(pages=pages_from_images(held_out_pages("peraire")))
-    return run_pipeline(doc, PipelineConfig(layout="ground-truth", steps=("layout", "recognition")))
+    engine, model = resolve_engine("auto", None)
+    assert engine == "kraken"
+    recognizer = load_recognizer(engine, model, ("fra",), "cpu", 8, keep_posteriors=True)
+    for page in doc.pages:
+        recognizer.recognize(page, open_image(page.image))
+    return doc
 
 
 def corrected_copy(doc: Document, corrector) -> tuple:
@@ -400,6 +408,14 @@ def test_cheap_is_better_than_raw_on_real_held_out_output(cheap, held_out_read_b
     assert raw.total.char_errors > 500  # a real, imperfect reading: there is something to correct
     assert fixed.total.char_errors < raw.total.char_errors, (raw.cer, fixed.cer)
     assert_no_page_worse_by_half_a_point(raw, fixed)
+    # the same lines without the recognizer's posteriors (the confusion channel alone) gain less
+    without = copy.deepcopy(held_out_read_by_default_model)
+    for page in without.pages:
+        for line in page.lines:
+            line.variant("htr").keep_posteriors(None)
+    _, confusions_only = corrected_copy(without, cheap)
+    assert fixed.total.char_errors < confusions_only.total.char_errors <= raw.total.char_errors, (
+        raw.cer, confusions_only.cer, fixed.cer)
 
 
 @pytest.mark.slow

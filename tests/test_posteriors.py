@@ -106,3 +106,18 @@ def test_the_correction_step_uses_and_then_drops_the_posteriors(tiny_kraken_mode
     Corrector("cheap", backend, load_preset("generic_historical")).correct(page)
     assert [l.posteriors.text for l in backend.seen] == [l.variant("htr").text for l in page.lines]
     assert all(l.variant("htr").posteriors is None for l in page.lines)  # a long document does not pile them up
+
+
+def test_posteriors_are_the_channel_only_for_presets_tuned_to_use_them(line):
+    import dataclasses
+
+    from biqe_lab.correction import LineInput, load_preset
+    from biqe_lab.correction.lexicon import LexiconBackend, load_confusions
+
+    model = dataclasses.replace(load_confusions("confusions.json"), posterior_keep_bias={"french_20c_notes": 3.0})
+    read = LineInput("l1", line.text, confidence=0.5, posteriors=line)
+    tuned = LexiconBackend(load_preset("french_20c_notes"), confusions=model)
+    untuned = LexiconBackend(load_preset("generic_historical"), confusions=model)
+    assert tuned.evidence(read) is line and tuned.keep_bias(read) == 3.0
+    assert untuned.evidence(read) is None and untuned.keep_bias(read) == model.keep_bias
+    assert tuned.evidence(LineInput("l2", "sans", confidence=0.5)) is None  # other engines: the confusion channel

@@ -67,6 +67,8 @@ class Lexicon:
     sources: list[str] = field(default_factory=list)
 
     def add(self, words: Iterable[str], count: int = 0) -> None:
+        self.__dict__.pop("_total", None)
+        self.__dict__.pop("_buckets", None)
         for word in words:
             low = word.lower()
             self.counts[low] += count
@@ -81,7 +83,10 @@ class Lexicon:
 
     @property
     def total(self) -> int:
-        return sum(self.counts.values()) + len(self.spelling)
+        """Counted words plus one per known word (add-one smoothing), computed once per change."""
+        if "_total" not in self.__dict__:
+            self._total = sum(self.counts.values()) + len(self.spelling)
+        return self._total
 
     def logprior(self, word: str) -> float:
         return math.log((self.counts.get(word.lower(), 0) + 1) / self.total)
@@ -134,9 +139,10 @@ class ConfusionModel:
     seen: dict[str, float]  # intended char -> count
     alpha: float = 0.5
     keep_bias: float = 0.0  # extra log-score for keeping an unknown word (tuned on training pages)
-    # with the recognizer's CTC posteriors as the channel (kraken engines): their weight and the keep bias then
+    # with the recognizer's CTC posteriors as the channel (kraken engines): their weight, and the keep bias
+    # per preset where training pages of its kind showed the posteriors do better (other presets: confusions)
     posterior_weight: float = 2.0
-    posterior_keep_bias: float = 2.0
+    posterior_keep_bias: dict[str, float] = field(default_factory=dict)
     meta: dict = field(default_factory=dict)
 
     @classmethod
@@ -354,6 +360,7 @@ class LexiconBackend:
     origin = "lexicon"
 
     def __init__(self, preset: Preset, confusions: Optional[ConfusionModel] = None) -> None:
+        self.preset = preset
         self.lexicon = load_lexicon(preset.wordlists, preset.hunspell, preset.vocabularies)
         self.confusions = confusions or load_confusions(preset.confusions)
         self.channel = NoisyChannel(self.lexicon, self.confusions, preset.max_word_edits, preset.diacritics_as_read,
@@ -365,20 +372,26 @@ class LexiconBackend:
         return {"lexicon_words": len(self.lexicon), "lexicons": list(self.lexicon.sources),
                 "confusions": self.confusions.meta.get("source", ""), "keep_bias": self.confusions.keep_bias,
                 "posterior_weight": self.confusions.posterior_weight,
-                "posterior_keep_bias": self.confusions.posterior_keep_bias}
+                "posterior_keep_bias": self.confusions.posterior_keep_bias.get(self.preset.name)}
 
     def margins(self, line: LineInput, preset: Preset) -> list[tuple[int, int, str, float]]:
         """(start, end, best candidate, its score minus the score of keeping the word as read) per uncertain word."""
         out = []
         for start, end, word in uncertain_words(line, preset, self.lexicon):
-            keep, *others = self.channel.options(word, 1, line.posteriors, (start, end))
+            keep, *others = self.channel.options(word, 1, self.evidence(line), (start, end))
             if others:
                 out.append((start, end, others[0][0], others[0][1] - keep[1]))
         return out
 
+    def evidence(self, line: LineInput) -> Optional[LinePosteriors]:
+        """The line's posteriors where this preset's tuning chose them as the channel, else None (confusions)."""
+        return line.posteriors if self.preset.name in self.confusions.posterior_keep_bias else None
+
     def keep_bias(self, line: LineInput) -> float:
-        """How much better than keeping a word a candidate must score (tuned per kind of channel)."""
-        return self.confusions.keep_bias if line.posteriors is None else self.confusions.posterior_keep_bias
+        """How much better than keeping a word a candidate must score (tuned per channel and preset)."""
+        if self.evidence(line) is None:
+            return self.confusions.keep_bias
+        return self.confusions.posterior_keep_bias[self.preset.name]
 
     def propose(self, lines: list[LineInput], preset: Preset) -> list[Proposal]:
         return [Proposal(line.id, apply_replacements(line.text, [(s, e, w) for s, e, w, margin

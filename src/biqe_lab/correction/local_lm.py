@@ -41,18 +41,21 @@ class Weights:
         return best if math.isfinite(total[best]) else 0
 
     @classmethod
-    def bundled(cls, posteriors: bool = False) -> "Weights":
+    def bundled(cls, preset_with_posteriors: Optional[str] = None) -> Optional["Weights"]:
         """The weights in ``data/balanced.json`` (rebuilt whenever the recognizer changes), else the defaults.
 
-        ``posteriors``: those for lines whose channel is the recognizer's CTC posteriors (key ``with_posteriors``).
+        ``preset_with_posteriors``: the weights for lines whose channel is the recognizer's CTC posteriors,
+        tuned per preset (key ``with_posteriors``); None when that preset has none.
         """
         path = data_dir() / "balanced.json"
         if not path.is_file():
-            return cls()
+            return None if preset_with_posteriors else cls()
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
-            if posteriors:
-                data = data.get("with_posteriors") or data
+            if preset_with_posteriors:
+                data = data.get("with_posteriors", {}).get(preset_with_posteriors)
+                if data is None:
+                    return None
             return cls(float(data["keep_bias"]), float(data["lm_weight"]))
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
             raise ModelError(f"cannot read the balanced tier's weights {path}: {exc}") from exc
@@ -167,7 +170,10 @@ class LocalLMBackend:
         self.scorer = load_scorer(model)
         self.load_seconds = round(time.perf_counter() - t0, 2)
         self.weights = weights or Weights.bundled()
-        self.posterior_weights = posterior_weights or Weights.bundled(posteriors=True)
+        # lines with posteriors (where the preset uses them): the preset's tuned weights, else the cheap tier's
+        # decision (no say for the LM)
+        self.posterior_weights = (posterior_weights or Weights.bundled(preset.name)
+                                  or Weights(self.lexical.confusions.posterior_keep_bias.get(preset.name, 0.0), 0.0))
         self.producer = Producer(engine="transformers", model=self.scorer.name, version=__version__,
                                  prompt_version=SCORING_VERSION)
 
@@ -179,8 +185,8 @@ class LocalLMBackend:
 
     def options(self, line: LineInput, start: int, end: int) -> list[tuple[str, float]]:
         """Keep the word (first) or take a lexicon candidate, each with its (unbiased) noisy-channel score."""
-        keep, *others = self.lexical.channel.options(line.text[start:end], CANDIDATES_PER_WORD, line.posteriors,
-                                                     (start, end))
+        keep, *others = self.lexical.channel.options(line.text[start:end], CANDIDATES_PER_WORD,
+                                                     self.lexical.evidence(line), (start, end))
         return [keep, *[o for o in others if o[1] > keep[1] - PRUNE]]
 
     def propose(self, lines: list[LineInput], preset: Preset) -> list[Proposal]:
@@ -188,7 +194,7 @@ class LocalLMBackend:
         for line in lines:
             spans = uncertain_words(line, preset, self.lexical.lexicon)[:MAX_WORDS_PER_LINE]
             chosen: list[tuple[int, int, str]] = []
-            weights = self.weights if line.posteriors is None else self.posterior_weights
+            weights = self.weights if self.lexical.evidence(line) is None else self.posterior_weights
             for start, end, _word in spans:
                 options = self.options(line, start, end)
                 if len(options) == 1:

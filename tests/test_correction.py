@@ -420,12 +420,13 @@ def test_cheap_is_better_than_raw_on_real_held_out_output(cheap, held_out_read_b
 
 @pytest.mark.slow
 def test_balanced_corrects_real_held_out_output_better_than_raw(held_out_read_by_default_model, monkeypatch):
-    # measured with the bundled recognizer (epoch 14): CER 20.84 % -> 19.14 % (-8.2 % relative); bound: -4 %
+    # measured with the bundled recognizer (epoch 14) and its posteriors: CER 20.84 % -> 17.54 % (-15.8 % relative);
+    # bound: -10 %
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
     balanced = load_corrector("balanced", "french_20c_notes", settings={})
     raw, fixed = corrected_copy(held_out_read_by_default_model, balanced)
-    assert fixed.total.char_errors <= 0.96 * raw.total.char_errors, (raw.cer, fixed.cer)
+    assert fixed.total.char_errors <= 0.90 * raw.total.char_errors, (raw.cer, fixed.cer)
     assert_no_page_worse_by_half_a_point(raw, fixed)
 
 

@@ -28,13 +28,13 @@ from biqe_lab.correction import load_corrector  # noqa: E402
 from biqe_lab.correction.guards import WORD  # noqa: E402
 from biqe_lab.correction.lexicon import load_confusions  # noqa: E402
 from biqe_lab.ingest import open_image, pages_from_images  # noqa: E402
+from biqe_lab.training import SplitPlan, page_images  # noqa: E402
 from biqe_lab.model import ImageRef, Line, Page, Producer, TextVariant  # noqa: E402
 
 
 def held_out_pages() -> list[Page]:
-    split = json.loads((ROOT / "training/default-model/split.json").read_text())
-    images = [(ROOT / p).with_suffix(".jpg") for p in split["pages"]["test"] if "/datasets/peraire/" in p]
-    return pages_from_images([i for i in images if i.exists()])
+    split = SplitPlan.from_json(json.loads((ROOT / "training/default-model/split.json").read_text()))
+    return pages_from_images(page_images(split, "test", "peraire", ROOT))
 
 
 def read_by_default_model(limit: int) -> Page:

@@ -23,9 +23,9 @@ ENGINES = {"kraken": ("biqe-htr-default (kraken)", None), "tesseract": ("tessera
 
 
 def held_out_images(dataset: str) -> list[Path]:
-    split = json.loads(SPLIT.read_text())
-    xmls = [ROOT / p for p in split["pages"]["test"] if f"/datasets/{dataset}/" in p]
-    return [x.with_suffix(".jpg") for x in xmls if x.with_suffix(".jpg").exists()]
+    from biqe_lab.training import SplitPlan, page_images
+
+    return page_images(SplitPlan.from_json(json.loads(SPLIT.read_text())), "test", dataset, ROOT)
 
 
 def main() -> None:

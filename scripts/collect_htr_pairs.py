@@ -26,6 +26,7 @@ import hashlib  # noqa: E402
 from biqe_lab.ingest import open_image, pages_from_images  # noqa: E402
 from biqe_lab.pipeline import load_recognizer, resolve_engine  # noqa: E402
 from biqe_lab.posteriors import save_lines  # noqa: E402
+from biqe_lab.training import SplitPlan, page_images  # noqa: E402
 
 
 def main() -> None:
@@ -40,7 +41,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--posteriors", type=Path, default=None, help="also keep each page's CTC posteriors here")
     args = ap.parse_args()
-    split = json.loads(args.split.read_text())
+    split = SplitPlan.from_json(json.loads(args.split.read_text()))
     wanted = args.datasets.split(",")
     done = set()
     if args.out.exists():
@@ -51,11 +52,8 @@ def main() -> None:
     if args.posteriors:
         args.posteriors.mkdir(parents=True, exist_ok=True)
     for dataset in wanted:
-        xmls = [ROOT / p for p in split["pages"][args.part] if f"/datasets/{dataset}/" in p][: args.max_pages]
-        for xml in xmls:
-            image = next((xml.with_suffix(s) for s in (".jpg", ".jpeg", ".png", ".tif")
-                          if xml.with_suffix(s).exists()), None)
-            if image is None or str(image) in done:
+        for image in page_images(split, args.part, dataset, ROOT)[: args.max_pages]:
+            if str(image) in done:
                 continue
             t0 = time.perf_counter()
             page = pages_from_images([image])[0]  # the ground-truth layout

@@ -25,44 +25,26 @@ from biqe_lab.correction.guards import check, words  # noqa: E402
 from biqe_lab.correction.lexicon import (ConfusionModel, LexiconBackend, apply_replacements,  # noqa: E402
                                          data_dir, load_confusions)
 from biqe_lab.correction.presets import load_preset  # noqa: E402
-from biqe_lab.correction.tuning import guarded_choice, line_inputs, score_setting  # noqa: E402
+from biqe_lab.correction.tuning import guarded_choice, line_inputs, score_setting, training_rows  # noqa: E402
 from biqe_lab.evaluation import score_pairs  # noqa: E402
 from biqe_lab.ingest import pages_from_images  # noqa: E402
+from biqe_lab.training import SplitPlan, page_images  # noqa: E402
 
 DATASETS = ("peraire", "stanford_memorials", "cremma_medieval_lat")
 PRESET_OF = {"peraire": "french_20c_notes", "stanford_memorials": "english_19_20c_letters",
              "cremma_medieval_lat": "medieval_latin"}
 
 
-def training_images(split: dict, dataset: str) -> list[Path]:
-    out = []
-    for xml in split["pages"]["train"]:
-        if f"/datasets/{dataset}/" not in xml:
-            continue
-        xml = ROOT / xml
-        image = next((xml.with_suffix(s) for s in (".jpg", ".jpeg", ".png", ".tif") if xml.with_suffix(s).exists()),
-                     None)
-        if image:
-            out.append(image)
-    return out
-
-
 def build_vocabularies(split: dict, out: Path) -> None:
     for dataset in DATASETS:
         counts: Counter = Counter()
-        for page in pages_from_images(training_images(split, dataset)):
+        for page in pages_from_images(page_images(SplitPlan.from_json(split), "train", dataset, ROOT)):
             for line in page.lines:
                 counts.update(words(line.reference or ""))
         path = out / f"vocab_{dataset}.tsv"
         path.write_text("".join(f"{w}\t{c}\n" for w, c in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))),
                         encoding="utf-8")
         print(f"{path.name}: {len(counts)} words", flush=True)
-
-
-def training_rows(paths: list[Path], split: dict) -> list[dict]:
-    train_pages = {str((ROOT / p).with_suffix("")) for p in split["pages"]["train"]}
-    rows = [json.loads(l) for p in paths for l in p.read_text(encoding="utf-8").splitlines() if l.strip()]
-    return [r for r in rows if str(Path(r["page"]).with_suffix("")) in train_pages]  # training pages only
 
 
 _BACKENDS: dict[tuple[str, int], LexiconBackend] = {}
@@ -157,7 +139,7 @@ def main() -> None:
     split = json.loads(args.split.read_text())
     if not args.skip_vocab:
         build_vocabularies(split, out)
-    rows = training_rows(args.pairs, split)
+    rows = training_rows(args.pairs, split, ROOT)
     print(f"{len(rows)} training line pairs from {len({r['page'] for r in rows})} pages", flush=True)
     model = ConfusionModel.learn((r["ref"], r["raw"]) for r in rows if r["ref"] and r["raw"])
     model.meta = {"source": "; ".join(sorted({f"{r['engine']} on {r['dataset']}" for r in rows})),
@@ -177,7 +159,7 @@ def main() -> None:
                                     for k, (e, w) in results.items()}
     model.meta["training_cer_raw"] = round(score_pairs([(r["ref"], r["raw"]) for r in rows]).cer, 5)
     if args.posterior_pairs:
-        tune_posterior_channel(model, [r for r in training_rows(args.posterior_pairs, split) if r.get("posteriors")])
+        tune_posterior_channel(model, [r for r in training_rows(args.posterior_pairs, split, ROOT) if r.get("posteriors")])
     (out / "confusions.json").write_text(json.dumps(model.to_json(), ensure_ascii=False), encoding="utf-8")
     print(f"keep_bias {model.keep_bias} written to {out / 'confusions.json'}")
 

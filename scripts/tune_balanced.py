@@ -29,7 +29,7 @@ from biqe_lab.correction import load_preset  # noqa: E402
 from biqe_lab.correction.guards import check  # noqa: E402
 from biqe_lab.correction.lexicon import apply_replacements, data_dir, uncertain_words  # noqa: E402
 from biqe_lab.correction.local_lm import MAX_WORDS_PER_LINE, LocalLMBackend, Weights  # noqa: E402
-from biqe_lab.correction.tuning import guarded_choice, line_inputs, score_setting  # noqa: E402
+from biqe_lab.correction.tuning import guarded_choice, line_inputs, score_setting, training_rows  # noqa: E402
 from biqe_lab.evaluation import score_pairs  # noqa: E402
 
 BIASES = (-2.0, 0.0, 2.0, 4.0, 6.0, 8.0, 10.0, 12.0, 16.0, 1000.0)
@@ -64,10 +64,8 @@ def main() -> None:
     ap.add_argument("--cache", type=Path, default=None, help="keep the scored options here (reruns are fast)")
     args = ap.parse_args()
     split = json.loads(args.split.read_text())
-    train_pages = {str((ROOT / p).with_suffix("")) for p in split["pages"]["train"]}
-    rows = [json.loads(l) for l in args.pairs.read_text(encoding="utf-8").splitlines() if l.strip()]
-    rows = [r for r in rows if r["dataset"] == args.dataset and r["ref"] and r["raw"]
-            and str(Path(r["page"]).with_suffix("")) in train_pages]  # training pages only
+    rows = [r for r in training_rows([args.pairs], split, ROOT)
+            if r["dataset"] == args.dataset and r["ref"] and r["raw"]]
     by_page: dict[str, list[dict]] = defaultdict(list)
     for r in rows:
         by_page[r["page"]].append(r)

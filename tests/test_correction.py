@@ -300,9 +300,9 @@ def test_cheap_leaves_confident_words_alone(cheap):
 def held_out_pages(dataset: str) -> list[Path]:
     if not SPLIT.exists() or not DATASETS.exists():
         pytest.skip("the held-out split or ../shared/datasets is not on this machine")
-    split = json.loads(SPLIT.read_text())
-    xmls = [ROOT / p for p in split["pages"]["test"] if f"/datasets/{dataset}/" in p]
-    images = [x.with_suffix(".jpg") for x in xmls if x.with_suffix(".jpg").exists()]
+    from biqe_lab.training import SplitPlan, page_images
+
+    images = page_images(SplitPlan.from_json(json.loads(SPLIT.read_text())), "test", dataset, ROOT)
     if not images:
         pytest.skip(f"no held-out {dataset} page here")
     return images

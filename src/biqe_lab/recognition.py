@@ -60,6 +60,8 @@ class KrakenRecognizer:
         except (ValueError, RuntimeError, OSError, KeyError) as exc:
             raise ModelError(f"{self.model_path.name} is not a kraken recognition model: {exc}") from exc
         self.keep_posteriors = keep_posteriors
+        codec = self._task.net.codec if keep_posteriors else None
+        self._labels = {c: ls[0] for c, ls in codec.c2l.items() if len(c) == 1 and len(ls) == 1} if codec else {}
         self._config = RecognitionInferenceConfig(batch_size=batch_size, return_logits=keep_posteriors,
                                                   **kraken_device(device))
         self._producer = Producer(engine="kraken", model=self.model_path.name, version=kraken_version())
@@ -97,10 +99,7 @@ class KrakenRecognizer:
         """The line's softmax outputs with the frames of each character, as kraken's own decoder finds them."""
         from kraken.lib.ctc_decoder import greedy_decoder
 
-        codec = self._task.net.codec
-        if not hasattr(self, "_labels"):
-            self._labels = {c: ls[0] for c, ls in codec.c2l.items() if len(c) == 1 and len(ls) == 1}
-        decoded = codec.decode(greedy_decoder(probs)[0])
+        decoded = self._task.net.codec.decode(greedy_decoder(probs)[0])
         return LinePosteriors.from_decoding(text, probs.float().numpy(), [(c, s, e) for c, s, e, _ in decoded],
                                             self._labels)
 

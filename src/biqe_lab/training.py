@@ -228,6 +228,20 @@ def write_split(plan: SplitPlan, path: Path) -> None:
     path.write_text(json.dumps(plan.to_json(), indent=1, ensure_ascii=False), encoding="utf-8")
 
 
+PAGE_IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".JPG", ".PNG")
+
+
+def image_of(xml: Path) -> Optional[Path]:
+    """The page image beside a ground-truth XML file, if there is one."""
+    return next((c for ext in PAGE_IMAGE_SUFFIXES if (c := xml.with_suffix(ext)).is_file()), None)
+
+
+def page_images(plan: SplitPlan, part: str, dataset: str, root: Path = Path(".")) -> list[Path]:
+    """The images of one data set's pages in one part of the split (relative paths taken from ``root``)."""
+    xmls = [root / p for p in plan.pages[part] if f"/datasets/{dataset}/" in p]
+    return [image for xml in xmls if (image := image_of(xml)) is not None]
+
+
 def copy_held_out(plan: SplitPlan, dest: Path) -> dict[str, Path]:
     """Copy each data set's test files (page image + XML, or line image + .gt.txt) to ``dest/<set>/``.
 
@@ -238,12 +252,8 @@ def copy_held_out(plan: SplitPlan, dest: Path) -> dict[str, Path]:
         name = plan.dataset_of.get(str(path), path.parent.name)
         folder = folders.setdefault(name, dest / name)
         folder.mkdir(parents=True, exist_ok=True)
-        if path.suffix == ".xml":
-            companions = [c for ext in (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".JPG", ".PNG")
-                          if (c := path.with_suffix(ext)).is_file()]
-        else:
-            companions = [path.with_name(path.stem + ".gt.txt")]
-        for src in [path, *companions[:1]]:
+        companion = image_of(path) if path.suffix == ".xml" else path.with_name(path.stem + ".gt.txt")
+        for src in [path, *([companion] if companion else [])]:
             target = folder / src.name
             if not target.exists():
                 shutil.copy2(src, target)

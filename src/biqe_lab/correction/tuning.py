@@ -1,6 +1,7 @@
 """Choosing a correction tier's settings on training pages: errors per setting, and a guard on the worst page."""
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from functools import lru_cache
 from pathlib import Path
@@ -32,6 +33,13 @@ def guarded_choice(grid: dict[Hashable, tuple[int, float]], conservative: Callab
     safe = {k: errors for k, (errors, worst) in grid.items() if worst <= MAX_PAGE_LOSS}
     fewest = min(safe.values())
     return max((k for k, errors in safe.items() if errors == fewest), key=conservative)
+
+
+def training_rows(paths: list[Path], split: dict, root: Path) -> list[dict]:
+    """The collected lines (scripts/collect_htr_pairs.py jsonl files) of the split's training pages only."""
+    train_pages = {str((root / p).with_suffix("")) for p in split["pages"]["train"]}
+    rows = [json.loads(l) for p in paths for l in p.read_text(encoding="utf-8").splitlines() if l.strip()]
+    return [r for r in rows if str(Path(r["page"]).with_suffix("")) in train_pages]
 
 
 def line_inputs(rows: list[dict]) -> list[LineInput]:

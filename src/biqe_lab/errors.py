@@ -47,6 +47,25 @@ class ArchiveTooLargeError(UnsafeArchiveError):
     http_status = 413
 
 
+class UploadTooLargeError(InputError):
+    """An upload (its body, whatever the transfer encoding) is over the configured size limit."""
+
+    code = "upload_too_large"
+    http_status = 413
+
+
+class ImageTooLargeError(InputError):
+    """A page image, or a job's pages together, has more pixels than the configured limit.
+
+    Checked from the image headers before anything is decoded (a small file can declare a huge
+    image: a "pixel bomb").
+    """
+
+    code = "image_too_large"
+    exit_code = 5
+    http_status = 413
+
+
 class NoImagesError(InputError):
     """The input holds no page image at all."""
 

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Optional
 
-from fastapi import Depends, FastAPI, File, Form, Header, Request, UploadFile
+from fastapi import Depends, FastAPI, Header, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
@@ -15,10 +16,11 @@ from ..pdf import PDF_FORMATS
 from ..pipeline import PIPELINE_STEPS
 from ..version import __version__
 from .dispatch import make_dispatcher
-from .jobs import cancel_job, created_body, result_path, submit_job
+from .jobs import OPTION_FIELDS, cancel_job, created_body, result_expired, result_path, submit_job
 from .settings import Settings
 from .store import Store, result_url
-from .validation import DEFAULT_LLM_TIER, DEFAULT_PDF_FORMAT, DEFAULT_PRESET, LLM_TIERS, PRESETS, UploadTooLargeError
+from .uploads import BodyLimit, read_upload
+from .validation import DEFAULT_LLM_TIER, DEFAULT_PDF_FORMAT, DEFAULT_PRESET, LLM_TIERS, PRESETS
 
 # -- response models (the OpenAPI schema; bodies are built by job_view) ---------------------------
 _JOB_ID = "3f0c8a52-1d5e-4a7b-9a51-6c2f0f1f9e10"
@@ -70,8 +72,9 @@ class JobStatus(BaseModel):
     expires_at: str
     error_message: Optional[str]
     warning_message: Optional[str]
-    result_url: Optional[str] = Field(None, description="present only when state == 'done'")
-    result_expired: bool = Field(False, description="the result was deleted after expires_at")
+    result_url: Optional[str] = Field(None, description="present only when state == 'done' and the result has not "
+                                                        "expired")
+    result_expired: bool = Field(False, description="expires_at passed: the result is (being) deleted")
     llm_tier: str
     preset: str
     pdf_format: str
@@ -105,9 +108,10 @@ def job_view(job: dict, store: Store) -> dict[str, Any]:
         "state", "page_count", "current_step", "created_at", "started_at", "finished_at", "expires_at",
         "error_message", "warning_message")}
     body = {"job_id": job["id"], **body}
-    if job["state"] == "done":
+    expired = result_expired(job)
+    if job["state"] == "done" and not expired:
         body["result_url"] = result_url(job)
-    body["result_expired"] = job["result_expired_at"] is not None
+    body["result_expired"] = expired
     body.update(llm_tier=job["llm_tier"], preset=job["preset"], pdf_format=job["pdf_format"],
                 pipeline_steps=job["pipeline_steps"].split(","))
     if job["webhook_url"]:
@@ -134,7 +138,8 @@ StoreDep = Annotated[Store, Depends(get_store)]
 
 def get_account(store: StoreDep, api_key: Annotated[Optional[str], Depends(_api_key_header)],
                 bearer: Annotated[Optional[HTTPAuthorizationCredentials], Depends(_bearer)]) -> dict:
-    """The caller's account from ``X-API-Key`` or ``Authorization: Bearer``; 401 otherwise."""
+    """The caller's account from ``X-API-Key`` or ``Authorization: Bearer``; 401 otherwise (before any byte of
+    the body is read: routes that take a body read it themselves, see read_upload)."""
     return store.authenticate(api_key or (bearer.credentials if bearer else None))
 
 
@@ -170,12 +175,32 @@ def install_error_translator(app: FastAPI) -> None:
         return _error(500, "internal_error", "internal server error")
 
 
+_FIELD_DOCS: dict[str, dict[str, Any]] = {
+    "llm_tier": {"description": " | ".join(LLM_TIERS), "default": DEFAULT_LLM_TIER, "examples": ["balanced"]},
+    "preset": {"description": "document type: " + ", ".join(PRESETS), "default": DEFAULT_PRESET,
+               "examples": [DEFAULT_PRESET]},
+    "webhook_url": {"description": "HTTPS URL; empty = no callback", "default": "",
+                    "examples": ["https://example.org/biqe-hook"]},
+    "pipeline_steps": {"description": "comma-separated subset of " + ",".join(PIPELINE_STEPS), "default": "",
+                       "examples": [",".join(PIPELINE_STEPS)]},
+    "pdf_format": {"description": " | ".join(PDF_FORMATS), "default": DEFAULT_PDF_FORMAT,
+                   "examples": [DEFAULT_PDF_FORMAT]},
+}
+# The submission's body as published (the route reads it itself, as it arrives: see read_upload).
+SUBMIT_BODY = {"required": True, "content": {"multipart/form-data": {"schema": {
+    "title": "Body_submit_v1_process_scan_post", "type": "object", "required": ["scan_zip"],
+    "properties": {
+        "scan_zip": {"type": "string", "contentMediaType": "application/octet-stream", "title": "Scan Zip",
+                     "description": "ZIP with one image per page (JPEG, PNG, TIFF)"},
+        **{name: {"type": "string", "title": name.replace("_", " ").title(), "maxLength": 8192,
+                  **_FIELD_DOCS[name]} for name in OPTION_FIELDS}}}}}}
+
+
 # -- the app --------------------------------------------------------------------------------------
 def create_app(settings: Optional[Settings] = None) -> FastAPI:
     """The job API over the store in ``settings.data_dir`` (routes touch only the store and job files)."""
     settings = settings or Settings.from_env()
-    settings.jobs_dir.mkdir(parents=True, exist_ok=True)
-    settings.tmp_dir.mkdir(parents=True, exist_ok=True)
+    settings.make_dirs()  # 0700
     app = FastAPI(title="BIQE job API", version=__version__,
                   description="Handwritten text recognition jobs: upload a ZIP of page images, poll, fetch "
                               "PageXML/ALTO (and a searchable PDF) as a ZIP; signed webhooks on completion.")
@@ -186,15 +211,7 @@ def create_app(settings: Optional[Settings] = None) -> FastAPI:
     from .portal import router as portal_router  # the customer portal at /portal (imported here: it uses job_view)
     app.include_router(portal_router)
 
-    @app.middleware("http")
-    async def refuse_oversized_uploads(request: Request, call_next):
-        """413 from Content-Length before the body is read (the upload's copy counts bytes again)."""
-        declared = request.headers.get("content-length", "")
-        if request.method == "POST" and declared.isdigit() and int(declared) > settings.max_upload_bytes + 2**16:
-            exc = UploadTooLargeError(f"the upload is over the limit of {settings.max_upload_mb} MB",
-                                      limit_mb=settings.max_upload_mb)
-            return JSONResponse(exc.to_dict(), status_code=exc.http_status)
-        return await call_next(request)
+    app.add_middleware(BodyLimit, settings=settings)  # 413 at the limit, chunked or not, before the route reads
 
     @app.get("/healthz", tags=["service"])
     def healthz(store: StoreDep) -> dict[str, str]:
@@ -205,25 +222,24 @@ def create_app(settings: Optional[Settings] = None) -> FastAPI:
     @app.post("/v1/process-scan", status_code=202, response_model=JobCreated, tags=["jobs"],
               responses={**_ERRORS, 400: {"model": ErrorBody, "description": "invalid input; nothing stored"},
                          409: {"model": ErrorBody, "description": "Idempotency-Key reused with another body"},
-                         413: {"model": ErrorBody, "description": "upload, archive or page count over a limit"}})
-    def submit(request: Request, account: AccountDep, store: StoreDep, settings: SettingsDep,
-               scan_zip: Annotated[UploadFile, File(description="ZIP with one image per page (JPEG, PNG, TIFF)")],
-               llm_tier: Annotated[str, Form(description=" | ".join(LLM_TIERS), examples=["balanced"])]
-               = DEFAULT_LLM_TIER,
-               preset: Annotated[str, Form(description="document type: " + ", ".join(PRESETS),
-                                           examples=[DEFAULT_PRESET])] = DEFAULT_PRESET,
-               webhook_url: Annotated[str, Form(description="HTTPS URL; empty = no callback",
-                                                examples=["https://example.org/biqe-hook"])] = "",
-               pipeline_steps: Annotated[str, Form(description="comma-separated subset of "
-                                                   + ",".join(PIPELINE_STEPS), examples=[",".join(PIPELINE_STEPS)])]
-               = "",
-               pdf_format: Annotated[str, Form(description=" | ".join(PDF_FORMATS), examples=[DEFAULT_PDF_FORMAT])]
-               = DEFAULT_PDF_FORMAT,
-               idempotency_key: Annotated[Optional[str], Header(alias="Idempotency-Key")] = None) -> JSONResponse:
-        """Submit a scan: validated (size, ZIP safety, decodable images, options), stored, queued; 202."""
-        stored = submit_job(settings, store, request.app.state.dispatcher, account, scan_zip.file, scan_zip.filename,
-                            str(request.base_url), llm_tier=llm_tier, preset=preset, webhook_url=webhook_url,
-                            pipeline_steps=pipeline_steps, pdf_format=pdf_format, idempotency_key=idempotency_key)
+                         413: {"model": ErrorBody, "description": "upload, archive, page count or pixels over a "
+                                                                   "limit"}},
+              openapi_extra={"requestBody": SUBMIT_BODY})
+    async def submit(request: Request, account: AccountDep, store: StoreDep, settings: SettingsDep,
+                     idempotency_key: Annotated[Optional[str], Header(alias="Idempotency-Key")] = None) \
+            -> JSONResponse:
+        """Submit a scan: validated (size, ZIP safety, pixels, decodable images, options), stored, queued; 202.
+
+        The key is checked before the body is read; the body is spooled under the data directory as it arrives.
+        """
+        upload = await read_upload(request, settings, "scan_zip", OPTION_FIELDS)
+        try:
+            options = {name: upload.fields.get(name, "") for name in OPTION_FIELDS}
+            stored = await run_in_threadpool(submit_job, settings, store, request.app.state.dispatcher, account,
+                                             upload, str(request.base_url), idempotency_key=idempotency_key,
+                                             **options)
+        finally:
+            upload.discard()  # moved into the job's folder when accepted; removed otherwise
         return JSONResponse(created_body(stored), status_code=202)
 
     @app.get("/v1/process-scan/{job_id}", response_model=JobStatus, response_model_exclude_unset=True,

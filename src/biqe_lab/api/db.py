@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 from pathlib import Path
 from typing import Optional
 
@@ -25,7 +26,7 @@ def make_engine(url: str) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            private_sqlite_file(Path(parsed.database))
         engine = create_engine(url, connect_args={"timeout": 30.0, "check_same_thread": False},
                                pool_size=10, max_overflow=40)
 
@@ -44,6 +45,26 @@ def make_engine(url: str) -> Engine:
     if parsed.get_backend_name() != "postgresql":
         raise DatabaseError(f"unsupported database {parsed.get_backend_name()!r}: use sqlite or postgresql")
     return create_engine(url, pool_size=10, max_overflow=40, pool_pre_ping=True)
+
+
+def private_sqlite_file(path: Path) -> None:
+    """Create the SQLite file 0600 before SQLite opens it (its -wal and -shm files take the same mode), in a
+    folder made 0700 if it is new; tighten an existing file (it holds webhook secrets and key hashes)."""
+    if not path.parent.is_dir():
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.chmod(path.parent, 0o700)
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        pass
+    for candidate in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        try:
+            if candidate.stat().st_mode & 0o077:
+                os.chmod(candidate, 0o600)
+        except FileNotFoundError:
+            pass
+        except PermissionError as exc:  # another user's file: say so, it is the operator's to fix
+            log.warning("cannot make %s private (0600): %s", candidate, exc)
 
 
 def _config(connection: Optional[Connection] = None, url: Optional[str] = None):

@@ -8,14 +8,17 @@ import shutil
 import uuid
 from datetime import timedelta
 from pathlib import Path
-from typing import BinaryIO, Optional
+from typing import Optional
 
 from ..pdf import PDF_FORMATS
 from ..pipeline import parse_steps
 from .settings import Settings
-from .store import NotFoundError, Store, iso, result_url, status_url, utcnow
+from .store import TERMINAL, NotFoundError, Store, iso, result_url, status_url, utcnow
+from .uploads import ReceivedUpload
 from .validation import (DEFAULT_LLM_TIER, DEFAULT_PDF_FORMAT, DEFAULT_PRESET, LLM_TIERS, PRESETS, check_choice,
-                         check_webhook_url, stage_upload)
+                         check_webhook_url, stage_received)
+
+OPTION_FIELDS = ("llm_tier", "preset", "webhook_url", "pipeline_steps", "pdf_format")  # a submission's text fields
 
 
 class ResultNotReadyError(NotFoundError):
@@ -30,11 +33,11 @@ class ResultGoneError(NotFoundError):
     code = "result_expired"
 
 
-def submit_job(settings: Settings, store: Store, dispatcher, account: dict, stream: BinaryIO,
-               filename: Optional[str], base_url: str, *, llm_tier: str = DEFAULT_LLM_TIER,
+def submit_job(settings: Settings, store: Store, dispatcher, account: dict, upload: ReceivedUpload,
+               base_url: str, *, llm_tier: str = DEFAULT_LLM_TIER,
                preset: str = DEFAULT_PRESET, webhook_url: str = "", pipeline_steps: str = "",
                pdf_format: str = DEFAULT_PDF_FORMAT, idempotency_key: Optional[str] = None) -> dict:
-    """Validate the options and the upload, store the pages, insert a queued job and dispatch it.
+    """Validate the options and the received upload, store the pages, insert a queued job and dispatch it.
 
     Returns the stored job row (an earlier one for a repeated Idempotency-Key). Nothing stays on
     disk or in the database when anything is refused.
@@ -46,7 +49,7 @@ def submit_job(settings: Settings, store: Store, dispatcher, account: dict, stre
         "pipeline_steps": ",".join(parse_steps(pipeline_steps)),
         "webhook_url": check_webhook_url(webhook_url, settings.allow_insecure_webhooks),
     }
-    staged = stage_upload(stream, filename or "scan.zip", settings)
+    staged = stage_received(upload, settings)
     job_id = str(uuid.uuid4())
     target = settings.jobs_dir / job_id
     try:
@@ -56,6 +59,7 @@ def submit_job(settings: Settings, store: Store, dispatcher, account: dict, stre
         raise
     now = utcnow()
     job = {"id": job_id, "account_id": account["id"], "state": "queued", "page_count": staged.page_count,
+           # provisional: the store moves it to finished_at + the same span when the job ends
            "created_at": iso(now), "expires_at": iso(now + timedelta(hours=settings.result_ttl_hours)),
            "base_url": settings.public_url or base_url.rstrip("/"),
            "options": json.dumps({"filename": staged.filename}), **options,
@@ -81,10 +85,15 @@ def created_body(job: dict) -> dict:
             "status_url": status_url(job), "result_url": result_url(job)}
 
 
+def result_expired(job: dict) -> bool:
+    """The job ended and its files are gone or due to go (``expires_at`` passed; the sweeper may not have run)."""
+    return job["result_expired_at"] is not None or (job["state"] in TERMINAL and job["expires_at"] < iso(utcnow()))
+
+
 def result_path(settings: Settings, store: Store, job_id: str, account_id: str) -> Path:
     """The result ZIP of an account's done job until ``expires_at``; a NotFoundError that says why otherwise."""
     job = store.job(job_id, account_id)
-    if job["result_expired_at"] or job["expires_at"] < iso(utcnow()):
+    if result_expired(job):
         raise ResultGoneError(f"the result of job {job_id} expired at {job['expires_at']} and was deleted")
     if job["state"] != "done":
         reason = {"queued": "is queued", "processing": "is still processing", "failed": "failed",

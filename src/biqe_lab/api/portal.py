@@ -10,15 +10,18 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 from urllib.parse import quote, urlsplit
 
-from fastapi import APIRouter, File, Form, Request, UploadFile
+from fastapi import APIRouter, Form, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from ..errors import BiqeError
 from ..pdf import PDF_FORMATS
 from .settings import Settings
-from .jobs import cancel_job, result_path, submit_job
-from .store import TERMINAL, ConflictError, NotFoundError, Store, parse_iso
+from .jobs import OPTION_FIELDS, cancel_job, result_path, submit_job
+from .schema import api_keys as api_keys_table
+from .store import TERMINAL, ConflictError, NotFoundError, Store, hash_key, parse_iso
+from .uploads import ReceivedUpload, read_upload
 from .users import SESSION_HOURS, PortalSession, SignInError, TooManyAttemptsError, Users
 from .validation import DEFAULT_LLM_TIER, DEFAULT_PDF_FORMAT, DEFAULT_PRESET, LLM_TIERS, PRESETS
 
@@ -26,7 +29,9 @@ HERE = Path(__file__).resolve().parent
 STATIC_FILES = {"portal.css": "text/css", "portal.js": "text/javascript"}
 SESSION_COOKIE = "biqe_portal"
 LOGIN_CSRF_COOKIE = "biqe_portal_signin"
+NEW_KEY_COOKIE = "biqe_portal_new_key"  # carries a just-created key across its redirect, once
 COOKIE_PATH = "/portal"
+KEYS_PATH = COOKIE_PATH + "/settings/api-keys"
 
 # The step sets the upload form offers (values of the API's pipeline_steps).
 STEP_CHOICES = (
@@ -159,6 +164,26 @@ def page(handler: Callable[..., Response]) -> Callable[..., Response]:
     return wrapper
 
 
+def async_page(handler: Callable[..., Any]) -> Callable[..., Any]:
+    """``page`` for a handler that reads its body itself (an upload): the same boundary, run on the event loop."""
+
+    @functools.wraps(handler)
+    async def wrapper(request: Request, *args: Any, **kwargs: Any) -> Response:
+        try:
+            return await handler(request, *args, **kwargs)
+        except NotSignedIn:
+            return redirect(f"{COOKIE_PATH}/login")
+        except BiqeError as exc:
+            def error_page() -> Response:
+                session = _users(request).session(request.cookies.get(SESSION_COOKIE))
+                return render(request, "error.html", exc.http_status, session=session, error=exc,
+                              title={403: "Refused", 404: "Not found"}.get(exc.http_status, "Something went wrong"))
+
+            return await run_in_threadpool(error_page)
+
+    return wrapper
+
+
 def _account(request: Request, session: PortalSession) -> dict:
     row = _store(request).account_by_id(session.account_id)
     return {k: row[k] for k in ("id", "name", "webhook_secret", "created_at")}
@@ -254,21 +279,40 @@ def _keys_page(request: Request, session: PortalSession, status_code: int = 200,
 @router.get("/settings/api-keys")
 @page
 def api_keys(request: Request) -> Response:
-    return _keys_page(request, current_session(request))
+    """The keys; once after a creation (the redirect's cookie) the new key itself, then never again."""
+    session = current_session(request)
+    carried = request.cookies.get(NEW_KEY_COOKIE)
+    context: dict[str, Any] = {}
+    if carried:
+        k = api_keys_table.c
+        record = _store(request)._one(api_keys_table.select().where(
+            k.key_hash == hash_key(carried), k.account_id == session.account_id, k.revoked_at.is_(None)))
+        if record is not None:  # a key of this account, not anything a cookie may say
+            context = {"new_key": carried, "new_record": record}
+    response = _keys_page(request, session, **context)
+    if carried:
+        response.delete_cookie(NEW_KEY_COOKIE, path=KEYS_PATH, httponly=True, samesite="strict",
+                               secure=_secure(request))
+    return response
 
 
 @router.post("/settings/api-keys")
 @page
 def api_keys_create(request: Request, label: str = Form(""), csrf_token: str = Form("")) -> Response:
+    """Create a key, then redirect (post/redirect/get: a reload shows the list, it creates nothing). The key
+    travels to the next page in a short-lived HttpOnly cookie scoped to that page, deleted once shown."""
     session = current_session(request)
     check_csrf(request, session, csrf_token)
     label = label.strip()
     if not label or len(label) > 80:
         return _keys_page(request, session, 400, form_error="Give the key a label of 1 to 80 characters "
                                                             "(for example the app or server that will use it).",
-                          label=label)
-    record, key = _store(request).create_key(session.account_id, label)
-    return _keys_page(request, session, 201, new_key=key, new_record=record)
+                          label=label[:80])
+    _record, key = _store(request).create_key(session.account_id, label)
+    response = redirect(KEYS_PATH)
+    response.set_cookie(NEW_KEY_COOKIE, key, max_age=120, path=KEYS_PATH, httponly=True, samesite="strict",
+                        secure=_secure(request))
+    return response
 
 
 @router.post("/settings/api-keys/{key_id}/revoke")
@@ -375,23 +419,39 @@ def jobs_table(request: Request) -> Response:
 
 
 @router.post("/jobs")
-@page
-def jobs_submit(request: Request, scan_zip: Optional[UploadFile] = File(None), llm_tier: str = Form(""),
-                preset: str = Form(""), pdf_format: str = Form(""), pipeline_steps: str = Form(""),
-                webhook_url: str = Form(""), csrf_token: str = Form("")) -> Response:
-    session = current_session(request)
-    check_csrf(request, session, csrf_token)
-    form = {"llm_tier": llm_tier, "preset": preset, "pdf_format": pdf_format, "pipeline_steps": pipeline_steps,
-            "webhook_url": webhook_url}
-    if scan_zip is None:
-        return _jobs_page(request, session, 400, form=form,
-                          upload_error=BiqeError("scan_zip: Field required (choose a ZIP file)"))
-    try:  # the API's own submission code: the same validation, limits and messages
-        job = submit_job(_settings(request), _store(request), request.app.state.dispatcher,
-                         _account(request, session), scan_zip.file, scan_zip.filename, str(request.base_url), **form)
-    except BiqeError as exc:
-        return _jobs_page(request, session, exc.http_status, form=form, upload_error=exc)
-    return redirect(f"{COOKIE_PATH}/jobs?notice=job-submitted#job-{job['id']}")
+@async_page
+async def jobs_submit(request: Request) -> Response:
+    """The upload form: the session is checked before the body is read; the body is read as the API's route reads
+    it (spooled under the data directory, capped) and submitted by the API's own code (the same validation)."""
+    session = await run_in_threadpool(current_session, request)
+    if not _same_origin(request):
+        raise CsrfRefused("This form was sent from another site and was refused.")
+    settings = _settings(request)
+    upload: Optional[ReceivedUpload] = None
+    form = {name: "" for name in OPTION_FIELDS}
+    try:
+        try:
+            upload = await read_upload(request, settings, "scan_zip", (*OPTION_FIELDS, "csrf_token"))
+        except BiqeError as exc:  # the form's own page, with the API's message (a missing file said for people)
+            shown = BiqeError("scan_zip: Field required (choose a ZIP file)") \
+                if exc.message.startswith("scan_zip: Field required") else exc
+            return await run_in_threadpool(lambda: _jobs_page(request, session, exc.http_status, form=form,
+                                                              upload_error=shown))
+        check_csrf(request, session, upload.fields.get("csrf_token", ""))
+        form = {name: upload.fields.get(name, "") for name in OPTION_FIELDS}
+
+        def submit() -> Response:
+            try:  # the API's own submission code: the same validation, limits and messages
+                job = submit_job(settings, _store(request), request.app.state.dispatcher, _account(request, session),
+                                 upload, str(request.base_url), **form)
+            except BiqeError as exc:
+                return _jobs_page(request, session, exc.http_status, form=form, upload_error=exc)
+            return redirect(f"{COOKIE_PATH}/jobs?notice=job-submitted#job-{job['id']}")
+
+        return await run_in_threadpool(submit)
+    finally:
+        if upload is not None:
+            upload.discard()
 
 
 @router.get("/jobs/{job_id}/result")

@@ -35,7 +35,9 @@ class Settings:
     data_dir: Path = Path("./biqe-data")
     max_upload_mb: int = 500
     max_pages: int = 500
-    result_ttl_hours: float = 168.0
+    max_page_megapixels: float = 100.0  # largest page image (width x height), read from its header
+    max_job_megapixels: float = 10_000.0  # all pages of one job together (every frame of a multi-page TIFF)
+    result_ttl_hours: float = 168.0  # counted from the job's finished_at
     webhook_backoff: tuple[float, ...] = DEFAULT_BACKOFF
     allow_insecure_webhooks: bool = False
     public_url: Optional[str] = None  # the server's public base URL for status/result URLs (else the request's)
@@ -84,6 +86,21 @@ class Settings:
     def max_upload_bytes(self) -> int:
         return int(self.max_upload_mb * 2**20)
 
+    @property
+    def max_page_pixels(self) -> int:
+        return int(self.max_page_megapixels * 1_000_000)
+
+    @property
+    def max_job_pixels(self) -> int:
+        return int(self.max_job_megapixels * 1_000_000)
+
+    def make_dirs(self) -> None:
+        """The data directory, its job and temp folders: created 0700 (the database holds webhook secrets)."""
+        for folder in (self.data_dir, self.jobs_dir, self.tmp_dir):
+            if not folder.is_dir():
+                folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+                os.chmod(folder, 0o700)  # mkdir's mode passes through the umask; the parents keep theirs
+
     @classmethod
     def from_env(cls, env: Optional[Mapping[str, str]] = None, **overrides) -> "Settings":
         """Read the BIQE_* variables of ``env`` (default: ``os.environ``); ``overrides`` win."""
@@ -96,6 +113,9 @@ class Settings:
                 values["max_upload_mb"] = int(env["BIQE_MAX_UPLOAD_MB"])
             if env.get("BIQE_MAX_PAGES"):
                 values["max_pages"] = int(env["BIQE_MAX_PAGES"])
+            for key in ("max_page_megapixels", "max_job_megapixels"):
+                if env.get(f"BIQE_{key.upper()}"):
+                    values[key] = float(env[f"BIQE_{key.upper()}"])
             if env.get("BIQE_RESULT_TTL_HOURS"):
                 values["result_ttl_hours"] = float(env["BIQE_RESULT_TTL_HOURS"])
             for key in ("heartbeat_interval_s", "heartbeat_timeout_s"):
@@ -132,6 +152,9 @@ def _check_production(values: dict) -> None:
     url = values.get("database_url")
     if url and not str(url).startswith(("sqlite", "postgresql")):
         raise InputError(f"BIQE_DATABASE_URL must be a sqlite:/// or postgresql+psycopg:// URL, got {url!r}")
+    for key in ("max_page_megapixels", "max_job_megapixels"):
+        if key in values and not float(values[key]) > 0:  # type: ignore[arg-type]
+            raise InputError(f"BIQE_{key.upper()} must be positive, got {values[key]!r}")
     interval, timeout = values.get("heartbeat_interval_s", 5.0), values.get("heartbeat_timeout_s", 120.0)
     if not 0 < float(interval) < float(timeout):  # type: ignore[arg-type]
         raise InputError(f"BIQE_HEARTBEAT_INTERVAL_S ({interval}) must be positive and below "

@@ -70,6 +70,12 @@ def parse_iso(value: Optional[str]) -> Optional[datetime]:
     return datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc) if value else None
 
 
+def expiry_from(job: dict, ended: datetime) -> str:
+    """A result's ``expires_at`` when its job ends at ``ended``: the span the job was given at submission
+    (``expires_at - created_at``, BIQE_RESULT_TTL_HOURS then) counted from the end, not from the creation."""
+    return iso(ended + (parse_iso(job["expires_at"]) - parse_iso(job["created_at"])))
+
+
 def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
@@ -294,7 +300,8 @@ class Store:
         now = utcnow()
         with self._tx() as db:
             row = self.transition(job["id"], state, db=db, where=jobs.c.worker_id == job["worker_id"],
-                                  finished_at=iso(now), current_step=None, error_message=error_message,
+                                  finished_at=iso(now), expires_at=expiry_from(job, now), current_step=None,
+                                  error_message=error_message,
                                   warning_message=warning_message, heartbeat_at=None)
             if row is None:
                 return None  # cancelled (or re-queued) meanwhile: the outcome is dropped
@@ -316,7 +323,9 @@ class Store:
 
     def cancel(self, job_id: str, account_id: str) -> dict:
         job = self.job(job_id, account_id)
-        row = self.transition(job_id, "cancelled", finished_at=iso(utcnow()), current_step=None)
+        now = utcnow()
+        row = self.transition(job_id, "cancelled", finished_at=iso(now), expires_at=expiry_from(job, now),
+                              current_step=None)
         if row is None:
             raise ConflictError(f"job {job_id} is {self.job(job_id)['state']}; only queued or processing "
                                 "jobs can be cancelled", state=job["state"])

@@ -17,7 +17,6 @@ import zipfile
 from dataclasses import replace
 from pathlib import Path
 from typing import Optional
-from urllib.parse import urlsplit
 
 import httpx
 
@@ -29,7 +28,7 @@ from ..progress import CancelToken
 from .dispatch import LocalDispatcher
 from .settings import Settings
 from .store import Store
-from .validation import check_public_host
+from .validation import parse_webhook_url, public_addresses, webhook_host, webhook_port
 
 log = logging.getLogger("biqe_lab.worker")
 
@@ -104,7 +103,7 @@ def _zip_folder(folder: Path, target: Path) -> None:
     renamed: a reader, on any machine that mounts the data directory, never sees half a ZIP)."""
     tmp = target.with_name(f"{target.name}.{uuid.uuid4().hex[:12]}.tmp")
     try:
-        with open(tmp, "wb") as raw:
+        with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as raw:
             with zipfile.ZipFile(raw, "w", compression=zipfile.ZIP_DEFLATED) as archive:
                 for path in sorted(p for p in folder.rglob("*") if p.is_file()):
                     archive.write(path, path.relative_to(folder).as_posix())
@@ -205,21 +204,54 @@ class Worker:
                 if row is not None:
                     self.dispatcher.enqueue(row["id"])
                 return row
-            log.info("job %s stopped: cancelled", job["id"])
+            self._log_lost(job)
             return None
         except BiqeError as exc:  # the worker's error translator: the job's error_message
-            return self._finish(job, "failed", error_message=f"{exc.code}: {exc.message}")
+            return self._finish(job, "failed", error_message=self._scrub(f"{exc.code}: {exc.message}", folder))
         except Exception as exc:  # noqa: BLE001 - a bug must fail the job, not kill the worker
             log.exception("job %s crashed", job["id"])
-            return self._finish(job, "failed", error_message=f"internal error: {type(exc).__name__}: {exc}")
+            return self._finish(job, "failed", error_message=self._scrub(
+                f"internal error: {type(exc).__name__}: {exc}", folder))
         finally:
             beat.stop()
             self._cancel = None
 
+    @staticmethod
+    def _scrub(message: str, folder: Path) -> str:
+        """A job's error message names its files as they are inside the job (``input/p1.png``), no server path."""
+        for form in sorted({str(folder), str(folder.resolve())}, key=len, reverse=True):
+            message = message.replace(form + os.sep, "").replace(form, "the job's folder")
+        return message
+
+    def _log_lost(self, job: dict, outcome: str = "") -> None:
+        """Say why this worker no longer owns a job it was running (the job's row tells)."""
+        try:
+            now = self.store.job(job["id"])
+        except BiqeError:
+            now = None
+        dropped = f"; its {outcome} outcome is dropped" if outcome else ""
+        stale = (f"this worker's heartbeat was older than {self.settings.heartbeat_timeout_s:g} s, so another "
+                 "worker's maintenance queued it again")
+        if now is None:
+            why = "the job no longer exists"
+        elif now["state"] == "cancelled":
+            why = "cancelled by its owner"
+        elif now["state"] == "processing" and now["worker_id"] != job["worker_id"]:
+            why = f"taken over by worker {now['worker_id']} ({stale})"
+        elif now["state"] == "queued":
+            why = f"queued again for another worker ({stale})"
+        elif now["state"] in ("done", "failed"):
+            why = f"already {now['state']} by another worker" + (f": {now['error_message']}" if now["error_message"]
+                                                                 else "")
+        else:
+            why = f"its state is now {now['state']}"
+        level = logging.INFO if now is not None and now["state"] == "cancelled" else logging.WARNING
+        log.log(level, "job %s stopped: %s%s", job["id"], why, dropped)
+
     def _finish(self, job: dict, state: str, **fields) -> Optional[dict]:
         row = self.store.finish(job, state, **fields)
         if row is None:
-            log.info("job %s was cancelled or re-queued meanwhile; its outcome is dropped", job["id"])
+            self._log_lost(job, state)
         else:
             log.info("job %s %s", job["id"], state)
             self.dispatcher.job_finished(row)
@@ -262,17 +294,11 @@ class Worker:
         error: Optional[str] = None
         t0 = time.perf_counter()
         try:
-            if not self.settings.allow_insecure_webhooks:  # resolve again: DNS may have changed since submission
-                parts = urlsplit(delivery["url"])
-                check_public_host(parts.hostname or "", parts.port or 443)
-            if self._client is None:
-                self._client = httpx.Client(timeout=self.settings.webhook_timeout_s, follow_redirects=False)
-            response = self._client.post(delivery["url"], content=body, headers=headers)
-            status = response.status_code
+            status = self._post(delivery["url"], body, headers)
             if not 200 <= status < 300:
                 error = f"HTTP {status}"
-        except (httpx.HTTPError, BiqeError) as exc:
-            error = f"{type(exc).__name__}: {exc}"
+        except Exception as exc:  # noqa: BLE001 - whatever went wrong is a failed attempt, on the schedule
+            error = f"{type(exc).__name__}: {exc}"[:500]
         made = delivery["attempt"] + 1
         backoff = self.settings.webhook_backoff
         next_at = time.time() + backoff[made - 1] if made <= len(backoff) else None
@@ -281,6 +307,30 @@ class Worker:
             log.warning("webhook %s attempt %d failed: %s%s", delivery["delivery_id"], made, error,
                         "" if next_at else " (giving up)")
         return next_at if error else None
+
+    def _post(self, url: str, body: bytes, headers: dict[str, str]) -> int:
+        """POST a delivery; its status code. Without BIQE_ALLOW_INSECURE_WEBHOOKS the host is resolved once, every
+        address checked public (DNS may have changed since submission), and the request goes to a checked address
+        (Host header and TLS server name stay the URL's): nothing resolves the name again between check and
+        connect. Connections are not kept alive (one for another host on the same address must not be reused)."""
+        parsed = parse_webhook_url(url)
+        if self._client is None:
+            self._client = httpx.Client(timeout=self.settings.webhook_timeout_s, follow_redirects=False,
+                                        trust_env=False, limits=httpx.Limits(max_keepalive_connections=0))
+        if self.settings.allow_insecure_webhooks:
+            return self._client.post(parsed, content=body, headers=headers).status_code
+        host = webhook_host(parsed)
+        addresses = public_addresses(host, webhook_port(parsed))
+        pinned_headers = {**headers, "Host": parsed.netloc.decode("ascii")}
+        for index, address in enumerate(addresses):
+            target = parsed.copy_with(host=f"[{address}]" if ":" in address else address)
+            try:
+                return self._client.post(target, content=body, headers=pinned_headers,
+                                         extensions={"sni_hostname": host}).status_code
+            except httpx.ConnectError:
+                if index == len(addresses) - 1:
+                    raise
+        raise AssertionError("unreachable")  # public_addresses returns at least one address
 
     # -- loops ---------------------------------------------------------------------------------------
     def delivery_loop(self) -> None:

@@ -573,3 +573,14 @@ def test_the_key_created_page_is_post_redirect_get_and_shows_the_key_once(api):
     again = client.get(r.headers["location"])  # a reload: no second key, and the key is not shown again
     assert again.status_code == 200 and keys[0] not in again.text
     assert len(api.store.list_keys("alice")) == before + 1
+
+
+# -- found by the fuzz test (tests/test_api_fuzz.py) -------------------------------------------------------------
+def test_a_zip_with_corrupt_compressed_data_is_400(api, page_files):
+    data = bytearray(make_zip({"p1.png": page_files["p1.png"]}))
+    start = 30 + len("p1.png")  # the entry's deflate stream follows its local header
+    for i in range(start + 2, start + 60):
+        data[i] ^= 0x5A
+    r = api.submit(bytes(data))
+    assert r.status_code == 400 and r.json()["error"] == "invalid_input" and "damaged" in r.json()["message"], r.text
+    assert api.job_rows() == 0 and api.stored_files() == []

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import stat
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -104,7 +105,7 @@ def extract_zip(source: str | Path, dest: str | Path, limits: ZipLimits | None =
     dest = Path(dest)
     try:
         archive = zipfile.ZipFile(source)
-    except (zipfile.BadZipFile, OSError) as exc:
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
         raise InputError(f"{Path(source).name} is not a readable ZIP archive: {exc}") from exc
     written: list[Path] = []
     with archive:
@@ -129,9 +130,12 @@ def extract_zip(source: str | Path, dest: str | Path, limits: ZipLimits | None =
         except RuntimeError as exc:  # zipfile raises this for encrypted data
             _remove(written)
             raise UnsafeArchiveError(f"cannot read ZIP entry: {exc}") from exc
-        except (zipfile.BadZipFile, OSError, EOFError) as exc:
+        except (zipfile.BadZipFile, zlib.error, OSError, EOFError, ValueError) as exc:  # zlib: corrupt deflate data
             _remove(written)
             raise InputError(f"the ZIP archive is damaged: {exc}") from exc
+        except NotImplementedError as exc:  # a compression method zipfile cannot read
+            _remove(written)
+            raise InputError(f"the ZIP archive uses a compression method that is not supported: {exc}") from exc
         except BaseException:
             _remove(written)
             raise

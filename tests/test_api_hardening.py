@@ -584,3 +584,9 @@ def test_a_zip_with_corrupt_compressed_data_is_400(api, page_files):
     r = api.submit(bytes(data))
     assert r.status_code == 400 and r.json()["error"] == "invalid_input" and "damaged" in r.json()["message"], r.text
     assert api.job_rows() == 0 and api.stored_files() == []
+
+
+def test_a_tiff_with_more_frames_than_pages_allowed_is_413_from_its_headers(api):
+    r = api.submit(make_zip({"book.tif": tiff_frames(api.settings.max_pages + 2, 16)}))
+    assert r.status_code == 413 and r.json()["error"] == "archive_too_large" and "book.tif" in r.json()["message"]
+    assert api.job_rows() == 0 and api.stored_files() == []

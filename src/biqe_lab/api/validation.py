@@ -225,14 +225,26 @@ def frame_sizes(path: Path, name: str, max_frames: int) -> list[tuple[int, int]]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(path) as im:
-                frames = getattr(im, "n_frames", 1)
+                if im.format == "TIFF":  # each frame has its own header; n_frames would walk them all, however many
+                    sizes = []
+                    for frame in range(max_frames + 1):
+                        try:
+                            im.seek(frame)
+                        except EOFError:
+                            break
+                        sizes.append(im.size)
+                    frames = len(sizes)
+                else:
+                    frames = getattr(im, "n_frames", 1)  # PNG (APNG), MPO: counted in a header
+                    sizes = []
                 if frames > max_frames:
-                    raise ArchiveTooLargeError(f"{name} holds {frames} pages (frames); the limit is {max_frames}",
+                    raise ArchiveTooLargeError(f"{name} holds more than {max_frames} pages (frames), the limit",
                                                file=name, limit=max_frames)
+                if sizes:
+                    return sizes
                 if im.format == "PNG" or frames == 1:  # APNG frames lie inside the canvas (seeking would decode)
                     return [im.size] * frames
-                sizes = []
-                for frame in range(frames):  # TIFF, MPO: each frame has its own header
+                for frame in range(frames):  # MPO: each frame has its own header
                     im.seek(frame)
                     sizes.append(im.size)
                 return sizes

@@ -6,7 +6,7 @@ times in this process after one warm-up page (models loaded once, as the worker 
 seconds are those of the pipeline's own `recognition` processing record. Also prints the CER
 of each engine on the same lines, so speed is never read without accuracy.
 
-    .venv/bin/python benchmarks/bench_recognition.py [--repeats 3] [--threads 1] [--dataset peraire] [--engines kraken,tesseract]
+    .venv/bin/python benchmarks/bench_recognition.py [--repeats 3] [--threads 1] [--dataset peraire] [--engines kraken,tesseract,ppocrv6-small]
 """
 from __future__ import annotations
 
@@ -19,7 +19,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 SPLIT = ROOT / "training" / "default-model" / "split.json"
-ENGINES = {"kraken": ("biqe-htr-default (kraken)", None), "tesseract": ("tesseract fra", None)}
+ENGINES = {"kraken": ("biqe-htr-default (kraken)", None), "tesseract": ("tesseract fra", None),
+           "ppocrv6-small": ("ppocrv6-small zero-shot (kraken)", "ppocrv6-small"),
+           "ppocrv6-tiny": ("ppocrv6-tiny zero-shot (kraken)", "ppocrv6-tiny")}
 
 
 def held_out_images(dataset: str) -> list[Path]:
@@ -52,7 +54,8 @@ def main() -> None:
     print(f"{'engine':28} {'lines':>6} {'lines/s (median)':>17} {'min':>7} {'max':>7} {'CER':>7}")
     for engine in args.engines.split(","):
         label, model = ENGINES[engine]
-        config = PipelineConfig(layout="ground-truth", engine=engine, model=model, languages=("fra",),
+        config = PipelineConfig(layout="ground-truth", engine="kraken" if model else engine, model=model,
+                                languages=("fra",),
                                 steps=("layout", "recognition"))
         run_pipeline(Document(pages=pages_from_images(images[:1])), config)  # warm-up: load the model once
         rates, lines, cer = [], 0, 0.0

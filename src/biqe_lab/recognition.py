@@ -14,6 +14,7 @@ from PIL import Image, ImageDraw
 from .errors import DependencyMissingError, EngineError, InputError, ModelError
 from .kraken_support import kraken_device, kraken_version
 from .model import Line, Page, Producer, TextVariant
+from .model_registry import read_card
 from .posteriors import LinePosteriors
 
 
@@ -59,6 +60,10 @@ class KrakenRecognizer:
             self._task = RecognitionTaskModel.load_model(self.model_path)
         except (ValueError, RuntimeError, OSError, KeyError) as exc:
             raise ModelError(f"{self.model_path.name} is not a kraken recognition model: {exc}") from exc
+        if read_card(self.model_path).get("port", {}).get("input") == "paddle":
+            from .ppocrv6 import use_paddle_input
+
+            use_paddle_input(self._task.net.nn)  # a zero-shot port reads exactly what its original reads
         self.keep_posteriors = keep_posteriors
         codec = self._task.net.codec if keep_posteriors else None
         self._labels = {c: ls[0] for c, ls in codec.c2l.items() if len(c) == 1 and len(ls) == 1} if codec else {}

@@ -1,0 +1,297 @@
+"""Fine-tuning kraken's PP-OCRv6 network with a plain CTC loop: codec resize, frozen statistics, resumable runs."""
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+import unicodedata
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Optional, Sequence
+
+from .errors import InputError, ModelError
+
+CHECKPOINT = "checkpoint.pt"  # the run's one resumable checkpoint
+BEST = "best.safetensors"  # the best model so far by validation CER, a kraken model file
+HISTORY = "history.jsonl"  # one record per validation
+
+
+@dataclass
+class FineTuneRun:
+    """One fine-tune of a PP-OCRv6 model on precompiled line datasets (kraken arrow files).
+
+    Why a plain loop and not kraken's ppocrv6 trainer: that trainer pads every batch to
+    ``max_width``, trains an auxiliary NRTR decoder beside CTC and compiles the step, which on
+    two CPU cores costs far more per line than this loop (``benchmarks/bench_training.py``).
+    BatchNorm statistics stay frozen: the port stores folded BatchNorms as identity-with-bias,
+    and small CPU batches would give noisy batch statistics anyway.
+    """
+
+    base_model: Path
+    train: list[Path]
+    validation: list[Path]
+    output: Path
+    epochs: int = 10
+    lrate: float = 1e-4
+    warmup: int = 200
+    batch_size: int = 16
+    max_width: int = 2000  # lines wider after height normalization are skipped
+    augment: bool = True
+    threads: int = 2
+    freeze: tuple[str, ...] = ()  # parameter-name prefixes kept fixed (e.g. "backbone.conv1")
+    validate_every: int = 0  # steps between validations inside an epoch (0: once per epoch)
+    seed: int = 0
+    device: str = "cpu"
+    extra_chars: str = ""  # characters to add to the codec beyond those of the training data
+    meta: dict = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        out = asdict(self)
+        out.update(base_model=str(self.base_model), output=str(self.output),
+                   train=[str(p) for p in self.train], validation=[str(p) for p in self.validation])
+        return out
+
+
+def resized_codec(model, alphabet: Sequence[str]):
+    """kraken's ``new`` resize: keep the rows of the characters the data uses that the base knows,
+    drop the others, add rows for characters the base lacks. Returns (codec, rows deleted, added).
+    """
+    from kraken.lib.codec import PytorchCodec
+
+    wanted = sorted({unicodedata.normalize("NFC", c) for c in alphabet if c})
+    known = model.codec.c2l
+    keep = [c for c in wanted if c in known]
+    added = [c for c in wanted if c not in known]
+    keep_labels = {known[c][0] for c in keep}
+    deleted = sorted(l[0] for c, l in known.items() if l[0] not in keep_labels)
+    # rows kept keep their relative order; new rows follow
+    old_order = sorted(keep, key=lambda c: known[c][0])
+    c2l = {c: [i] for i, c in enumerate(old_order + added, start=1)}
+    return PytorchCodec(c2l), deleted, added
+
+
+def apply_codec(model, codec, deleted: Sequence[int]) -> None:
+    model.resize_output(len(codec.c2l) + 1, del_indices=set(deleted))
+    model.add_codec(codec)
+
+
+def _datasets(files: Sequence[Path], height: int, augment: bool):
+    from kraken.lib.dataset import ArrowIPCRecognitionDataset, ImageInputTransforms
+
+    transforms = ImageInputTransforms(1, height, 0, 3, (16, 0), valid_norm=False)
+    ds = ArrowIPCRecognitionDataset(normalization="NFC", whitespace_normalization=True, reorder=False,
+                                    im_transforms=transforms, augmentation=augment)
+    for f in files:
+        ds.add(str(f))
+    ds.rebuild_alphabet()  # the characters after NFC (the arrow files keep the transcriptions as written)
+    if len(ds) == 0:
+        raise InputError(f"no lines in {', '.join(map(str, files))}")
+    return ds
+
+
+def _batches(n: int, batch_size: int, rng: random.Random) -> list[list[int]]:
+    order = list(range(n))
+    rng.shuffle(order)
+    return [order[i:i + batch_size] for i in range(0, n, batch_size)]
+
+
+def _collate(samples: list[dict]):
+    import torch
+    import torch.nn.functional as F
+
+    width = max(s["image"].shape[2] for s in samples)
+    images = torch.stack([F.pad(s["image"], (0, width - s["image"].shape[2])) for s in samples])
+    lens = torch.tensor([s["image"].shape[2] for s in samples])
+    targets = torch.cat([s["target"] for s in samples])
+    target_lens = torch.tensor([len(s["target"]) for s in samples])
+    return images, lens, targets, target_lens
+
+
+def _freeze_statistics(net) -> None:
+    from torch import nn
+
+    for m in net.modules():
+        if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
+            m.eval()
+
+
+def character_error_rate(model, dataset, batch_size: int = 16, limit: Optional[int] = None) -> tuple[float, int]:
+    """Greedy-decoded CER of ``model`` on a (non-augmented) dataset: (errors / reference chars, chars)."""
+    import torch
+    from rapidfuzz.distance import Levenshtein
+
+    from .ppocrv6 import greedy_text
+
+    model.nn.eval()
+    errors = chars = 0
+    n = len(dataset) if limit is None else min(limit, len(dataset))
+    label = model.codec.l2c_single
+    with torch.inference_mode():
+        for start in range(0, n, batch_size):
+            samples = [dataset[i] for i in range(start, min(n, start + batch_size))]
+            images, lens, _, _ = _collate(samples)
+            logits, olens = model.nn(images, lens)
+            for s, row, olen in zip(samples, logits[:, :, 0, :].argmax(1), olens):
+                truth = "".join(label.get(int(l), "") for l in s["target"])
+                text = greedy_text(row[: int(olen)], lambda i: label.get(i, ""))
+                errors += Levenshtein.distance(text, truth)
+                chars += len(truth)
+    return errors / max(chars, 1), chars
+
+
+def is_ppocrv6(path: Path) -> bool:
+    """Whether a kraken safetensors file holds a PP-OCRv6 network (read from its metadata, nothing built)."""
+    if Path(path).suffix != ".safetensors":
+        return False
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = json.loads((f.metadata() or {}).get("kraken_meta", "{}"))
+    except Exception:  # not a safetensors file: kraken's own loader will say so
+        return False
+    return any(m.get("_model") == "PPOCRv6Model" for m in meta.values())
+
+
+def load_base(path: Path):
+    from kraken.models import load_models
+
+    try:
+        models = load_models(path, tasks=["recognition"])
+    except Exception as exc:  # kraken raises ValueError/KeyError/RuntimeError for foreign files
+        raise ModelError(f"{path} is not a kraken recognition model: {exc}") from exc
+    model = models[0]
+    if type(model).__name__ != "PPOCRv6Model":
+        raise ModelError(f"{path.name} is a {type(model).__name__}; this loop fine-tunes PP-OCRv6 models "
+                         "(other kraken networks train with `biqe-lab train`)")
+    return model
+
+
+def fine_tune(run: FineTuneRun, log: Callable[[str], None] = print) -> dict:
+    """Train, validating after every epoch (and every ``validate_every`` steps); resume from the checkpoint.
+
+    Writes ``checkpoint.pt`` (model, optimizer, step, epoch, best CER: the one resumable state),
+    ``best.safetensors`` whenever validation CER improves, and ``history.jsonl``.
+    """
+    import torch
+    import torch.nn.functional as F
+    from kraken.models.writers import write_safetensors
+
+    torch.set_num_threads(run.threads)
+    torch.manual_seed(run.seed)
+    run.output.mkdir(parents=True, exist_ok=True)
+    (run.output / "run.json").write_text(json.dumps(run.to_json(), indent=1), encoding="utf-8")
+    model = load_base(run.base_model)
+    model.user_metadata.pop("port", None)
+    height = model.input[2]
+    train = _datasets(run.train, height, run.augment)
+    val = _datasets(run.validation, height, False)
+    alphabet = set(train.alphabet) | set(val.alphabet) | set(run.extra_chars)
+    ckpt_path = run.output / CHECKPOINT
+    state = torch.load(ckpt_path, weights_only=False) if ckpt_path.is_file() else None
+    if state is None:
+        codec, deleted, added = resized_codec(model, alphabet)
+        apply_codec(model, codec, deleted)
+        log(f"codec: {len(codec.c2l)} characters ({len(added)} new: {''.join(added)}), "
+            f"{len(deleted)} base rows dropped")
+    else:
+        from kraken.lib.codec import PytorchCodec
+
+        codec = PytorchCodec(state["codec"])
+        model.resize_output(len(codec.c2l) + 1, del_indices=set(range(len(codec.c2l) + 1, model.num_classes)))
+        model.add_codec(codec)
+        model.nn.load_state_dict(state["net"])
+    train.encode(codec)
+    val.encode(codec)
+    net = model.nn
+    for name, p in net.named_parameters():
+        p.requires_grad_(not any(name.startswith(f) for f in run.freeze))
+    params = [p for p in net.parameters() if p.requires_grad]
+    optim = torch.optim.AdamW(params, lr=run.lrate, weight_decay=0.01)
+    step, epoch, best = 0, 0, math.inf
+    if state is not None:
+        optim.load_state_dict(state["optim"])
+        step, epoch, best = state["step"], state["epoch"], state["best"]
+        log(f"resuming at epoch {epoch + 1}, step {step} (best validation CER {best:.2%})")
+    else:
+        cer0, chars = character_error_rate(model, val, run.batch_size)
+        best = cer0
+        _record(run, {"epoch": 0, "step": 0, "val_cer": cer0, "val_chars": chars, "seconds": 0.0})
+        log(f"before fine-tuning: validation CER {cer0:.2%} on {chars} characters")
+        _save_best(model, run.output, write_safetensors)
+
+    def save(next_epoch: int, step_in_epoch: int = 0) -> None:
+        tmp = ckpt_path.with_suffix(".tmp")
+        torch.save({"net": net.state_dict(), "optim": optim.state_dict(), "step": step, "epoch": next_epoch,
+                    "step_in_epoch": step_in_epoch, "best": best, "codec": model.codec.c2l}, tmp)
+        tmp.replace(ckpt_path)
+
+    def validate(label: str, started: float) -> None:
+        nonlocal best
+        cer, chars = character_error_rate(model, val, run.batch_size)
+        improved = cer < best
+        if improved:
+            best = cer
+            _save_best(model, run.output, write_safetensors)
+        _record(run, {"epoch": epoch + 1, "end_of_epoch": label == "epoch", "step": step, "val_cer": cer,
+                      "val_chars": chars, "train_loss": sum(losses) / max(len(losses), 1),
+                      "seconds": time.time() - started})
+        log(f"{label} {epoch + 1} step {step}: validation CER {cer:.2%}{' (best)' if improved else ''}")
+
+    while epoch < run.epochs:
+        started = time.time()
+        batches = _batches(len(train), run.batch_size, random.Random(f"{run.seed}-{epoch}"))
+        skip = state["step_in_epoch"] if state is not None and state.get("step_in_epoch") else 0
+        net.train()
+        _freeze_statistics(net)
+        seen, losses = 0, []
+        for b, idx in enumerate(batches):
+            if b < skip:
+                continue
+            samples = [s for s in (train[i] for i in idx) if s["image"].shape[2] <= run.max_width]
+            if not samples:
+                continue
+            images, lens, targets, target_lens = _collate(samples)
+            lr = run.lrate * min(1.0, (step + 1) / max(run.warmup, 1))
+            for g in optim.param_groups:
+                g["lr"] = lr
+            logits, olens = net(images, lens)
+            logp = F.log_softmax(logits[:, :, 0, :], dim=1).permute(2, 0, 1)  # (T, N, C)
+            loss = F.ctc_loss(logp, targets, olens, target_lens, blank=0, reduction="mean", zero_infinity=True)
+            optim.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 5.0)
+            optim.step()
+            step += 1
+            seen += len(samples)
+            losses.append(loss.item())
+            if step % 20 == 0:
+                rate = seen / max(time.time() - started, 1e-9)
+                log(f"epoch {epoch + 1} batch {b + 1}/{len(batches)} loss {loss.item():.3f} lr {lr:.1e} "
+                    f"{rate:.2f} lines/s")
+            if run.validate_every and step % run.validate_every == 0:
+                validate("mid-epoch", started)
+                net.train()
+                _freeze_statistics(net)
+            if step % 50 == 0:
+                save(epoch, b + 1)
+        state = None
+        validate("epoch", started)
+        epoch += 1
+        save(epoch)
+        log(f"epoch {epoch}: {time.time() - started:.0f} s ({seen} lines)")
+    return {"best_val_cer": best, "epochs": epoch, "steps": step}
+
+
+def _save_best(model, output: Path, write) -> None:
+    target = output / BEST
+    tmp = output / "best.saving.safetensors"
+    tmp.unlink(missing_ok=True)
+    write([model], tmp)
+    tmp.replace(target)
+
+
+def _record(run: FineTuneRun, row: dict) -> None:
+    with open(run.output / HISTORY, "a", encoding="utf-8") as f:
+        f.write(json.dumps(row) + "\n")

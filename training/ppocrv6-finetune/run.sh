@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Starts or resumes the PP-OCRv6 fine-tune (same command both times; see README.md here).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+D=$(realpath ../shared/datasets)
+exec nice .venv/bin/biqe-lab train --workdir training/ppocrv6-finetune --out /tmp/biqe-htr-ppocrv6.safetensors \
+  --base-model ppocrv6-small --batch-size 16 --epochs ${EPOCHS:-10} --threads ${THREADS:-2} \
+  --data $D/peraire/train --data $D/stanford_memorials/data --data $D/cremma_medieval_lat/data \
+  --data $D/lines/copiste_dun_jour --data $D/lines/cremma_mss19 --data $D/lines/cremma_mss20 \
+  --data $D/lines/lectaurep_repertoires

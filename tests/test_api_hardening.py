@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import io
-import json
 import logging
 import os
 import re
@@ -10,7 +9,6 @@ import shutil
 import socket
 import stat
 import struct
-import sys
 import threading
 import time
 import zlib

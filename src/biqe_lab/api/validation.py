@@ -16,14 +16,12 @@ from PIL import Image, UnidentifiedImageError
 from ..correction import TIERS
 from ..correction.presets import DEFAULT_PRESET, preset_names
 from ..errors import (ArchiveTooLargeError, BiqeError, GroundTruthError, ImageDecodeError, ImageTooLargeError,
-                      InputError, NoImagesError, UploadTooLargeError)
+                      InputError, NoImagesError)
+from ..errors import UploadTooLargeError  # noqa: F401 - where callers of this module found it before
 from ..ingest import find_images, ingest
 from ..safezip import ZipLimits, extract_zip
 from .settings import Settings
 from .uploads import ReceivedUpload, SpoolFile, new_upload_folder
-
-__all__ = ["UploadTooLargeError", "check_webhook_url", "parse_webhook_url", "public_addresses", "stage_upload",
-           "stage_received"]
 
 LLM_TIERS = TIERS
 DEFAULT_LLM_TIER = "balanced"
@@ -125,11 +123,6 @@ def public_addresses(host: str, port: int) -> list[str]:
         raise InputError(f"webhook_url host {host!r} resolves to a loopback, private or link-local address "
                          f"(or an IPv6 form of one) ({', '.join(private)}); refused", field="webhook_url")
     return addresses
-
-
-def check_public_host(host: str, port: int) -> None:
-    """InputError unless every address of ``host`` is public (see public_addresses)."""
-    public_addresses(host, port)
 
 
 # -- the upload ------------------------------------------------------------------------------------------------

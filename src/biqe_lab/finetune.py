@@ -42,7 +42,9 @@ class FineTuneRun:
     freeze: tuple[str, ...] = ()  # parameter-name prefixes kept fixed (e.g. "backbone.conv1")
     validate_every: int = 0  # steps between validations inside an epoch (0: once per epoch)
     seed: int = 0
-    device: str = "cpu"
+    device: str = "cpu"  # or "cuda:0": the same loop, the same checkpoint (saved for the CPU)
+    workers: int = 0  # data-loading processes (line decoding and augmentation); 0: in the training process
+    max_seconds: float = 0  # stop, checkpointed, after this long (0: no limit)
     extra_chars: str = ""  # characters to add to the codec beyond those of the training data
     meta: dict = field(default_factory=dict)
 
@@ -96,6 +98,16 @@ def _batches(n: int, batch_size: int, rng: random.Random) -> list[list[int]]:
     return [order[i:i + batch_size] for i in range(0, n, batch_size)]
 
 
+def _fitting(max_width: int):
+    """A collate function that leaves out lines wider than ``max_width`` (None for an empty batch)."""
+
+    def collate(samples: list[dict]):
+        kept = [s for s in samples if s["image"].shape[2] <= max_width]
+        return _collate(kept) + (len(kept),) if kept else None
+
+    return collate
+
+
 def _collate(samples: list[dict]):
     import torch
     import torch.nn.functional as F
@@ -131,7 +143,8 @@ def character_error_rate(model, dataset, batch_size: int = 16, limit: Optional[i
         for start in range(0, n, batch_size):
             samples = [dataset[i] for i in range(start, min(n, start + batch_size))]
             images, lens, _, _ = _collate(samples)
-            logits, olens = model.nn(images, lens)
+            device = next(model.nn.parameters()).device
+            logits, olens = model.nn(images.to(device), lens.to(device))
             for s, row, olen in zip(samples, logits[:, :, 0, :].argmax(1), olens):
                 truth = "".join(label.get(int(l), "") for l in s["target"])
                 text = greedy_text(row[: int(olen)], lambda i: label.get(i, ""))
@@ -182,6 +195,7 @@ def fine_tune(run: FineTuneRun, log: Callable[[str], None] = print) -> dict:
     torch.manual_seed(run.seed)
     run.output.mkdir(parents=True, exist_ok=True)
     (run.output / "run.json").write_text(json.dumps(run.to_json(), indent=1), encoding="utf-8")
+    device = torch.device(run.device)
     model = load_base(run.base_model)
     model.user_metadata.pop("port", None)
     height = model.input[2]
@@ -189,7 +203,7 @@ def fine_tune(run: FineTuneRun, log: Callable[[str], None] = print) -> dict:
     val = _datasets(run.validation, height, False)
     alphabet = set(train.alphabet) | set(val.alphabet) | set(run.extra_chars)
     ckpt_path = run.output / CHECKPOINT
-    state = torch.load(ckpt_path, weights_only=False) if ckpt_path.is_file() else None
+    state = torch.load(ckpt_path, weights_only=False, map_location="cpu") if ckpt_path.is_file() else None
     if state is None:
         codec, deleted, added = resized_codec(model, alphabet)
         apply_codec(model, codec, deleted)
@@ -204,14 +218,14 @@ def fine_tune(run: FineTuneRun, log: Callable[[str], None] = print) -> dict:
         model.nn.load_state_dict(state["net"])
     train.encode(codec)
     val.encode(codec)
-    net = model.nn
+    net = model.nn.to(device)
     for name, p in net.named_parameters():
         p.requires_grad_(not any(name.startswith(f) for f in run.freeze))
     params = [p for p in net.parameters() if p.requires_grad]
     optim = torch.optim.AdamW(params, lr=run.lrate, weight_decay=0.01)
     step, epoch, best = 0, 0, math.inf
     if state is not None:
-        optim.load_state_dict(state["optim"])
+        optim.load_state_dict(state["optim"])  # moves its tensors to the parameters' device
         step, epoch, best = state["step"], state["epoch"], state["best"]
         log(f"resuming at epoch {epoch + 1}, step {step} (best validation CER {best:.2%})")
     else:
@@ -223,7 +237,10 @@ def fine_tune(run: FineTuneRun, log: Callable[[str], None] = print) -> dict:
 
     def save(next_epoch: int, step_in_epoch: int = 0) -> None:
         tmp = ckpt_path.with_suffix(".tmp")
-        torch.save({"net": net.state_dict(), "optim": optim.state_dict(), "step": step, "epoch": next_epoch,
+        on_cpu = lambda sd: {k: v.cpu() if torch.is_tensor(v) else v for k, v in sd.items()}  # noqa: E731
+        optimizer = optim.state_dict()
+        optimizer["state"] = {k: on_cpu(v) for k, v in optimizer["state"].items()}
+        torch.save({"net": on_cpu(net.state_dict()), "optim": optimizer, "step": step, "epoch": next_epoch,
                     "step_in_epoch": step_in_epoch, "best": best, "codec": model.codec.c2l}, tmp)
         tmp.replace(ckpt_path)
 
@@ -239,32 +256,36 @@ def fine_tune(run: FineTuneRun, log: Callable[[str], None] = print) -> dict:
                       "seconds": time.time() - started})
         log(f"{label} {epoch + 1} step {step}: validation CER {cer:.2%}{' (best)' if improved else ''}")
 
-    while epoch < run.epochs:
+    from torch.utils.data import DataLoader
+
+    run_started = time.time()
+    out_of_time = False
+    while epoch < run.epochs and not out_of_time:
         started = time.time()
         batches = _batches(len(train), run.batch_size, random.Random(f"{run.seed}-{epoch}"))
         skip = state["step_in_epoch"] if state is not None and state.get("step_in_epoch") else 0
+        loader = DataLoader(train, batch_sampler=batches[skip:], collate_fn=_fitting(run.max_width),
+                            num_workers=run.workers)
         net.train()
         _freeze_statistics(net)
         seen, losses = 0, []
-        for b, idx in enumerate(batches):
-            if b < skip:
+        for b, batch in enumerate(loader, start=skip):
+            if batch is None:
                 continue
-            samples = [s for s in (train[i] for i in idx) if s["image"].shape[2] <= run.max_width]
-            if not samples:
-                continue
-            images, lens, targets, target_lens = _collate(samples)
+            images, lens, targets, target_lens, n = batch
             lr = run.lrate * min(1.0, (step + 1) / max(run.warmup, 1))
             for g in optim.param_groups:
                 g["lr"] = lr
-            logits, olens = net(images, lens)
+            logits, olens = net(images.to(device), lens.to(device))
             logp = F.log_softmax(logits[:, :, 0, :], dim=1).permute(2, 0, 1)  # (T, N, C)
-            loss = F.ctc_loss(logp, targets, olens, target_lens, blank=0, reduction="mean", zero_infinity=True)
+            loss = F.ctc_loss(logp.float(), targets.to(device), olens, target_lens.to(device), blank=0,
+                              reduction="mean", zero_infinity=True)
             optim.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, 5.0)
             optim.step()
             step += 1
-            seen += len(samples)
+            seen += n
             losses.append(loss.item())
             if step % 20 == 0:
                 rate = seen / max(time.time() - started, 1e-9)
@@ -274,8 +295,16 @@ def fine_tune(run: FineTuneRun, log: Callable[[str], None] = print) -> dict:
                 validate("mid-epoch", started)
                 net.train()
                 _freeze_statistics(net)
+            if run.max_seconds and time.time() - run_started > run.max_seconds:
+                save(epoch, b + 1)
+                log(f"time budget of {run.max_seconds:.0f} s spent: checkpoint at epoch {epoch + 1}, "
+                    f"batch {b + 1}; the same command resumes")
+                out_of_time = True
+                break
             if step % 50 == 0:
                 save(epoch, b + 1)
+        if out_of_time:
+            break
         state = None
         validate("epoch", started)
         epoch += 1

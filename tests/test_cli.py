@@ -65,7 +65,7 @@ def test_evaluate_json_matches_an_independent_computation(tmp_path, sample_dir):
               "--json", tmp_path / "scores.json", "--save-document", tmp_path / "doc.json", "-q")
     assert out.returncode == 0, out.stderr
     scores = json.loads((tmp_path / "scores.json").read_text())
-    assert set(scores) == {"pages", "lines", "ref_chars", "normalization", "htr", "per_page"}
+    assert set(scores) == {"pages", "lines", "unreferenced_lines", "ref_chars", "normalization", "htr", "per_page"}
     doc = Document.load(tmp_path / "doc.json")
     pairs = [(normalize(l.reference), normalize(l.variant("htr").text)) for l in doc.pages[0].lines]
     errors = sum(_levenshtein(r, h) for r, h in pairs)

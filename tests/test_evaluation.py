@@ -1,8 +1,12 @@
-"""CER/WER: hand-computed corpus totals, line matching by overlap."""
+"""CER/WER: hand-computed corpus totals, partial references, line matching by overlap, training-split marks."""
 import pytest
 
+from pathlib import Path
+
 from biqe_lab import Document, ImageRef, Line, Page, Producer, TextVariant, evaluate
-from biqe_lab.evaluation import match_lines, report, score_pairs
+from biqe_lab.evaluation import (HELD_OUT, NOT_IN_DATA, TRAIN, UNKNOWN, VALIDATION, format_table, has_ground_truth,
+                                 match_lines, report, score_pairs, training_note, training_split)
+from biqe_lab.model import ProcessingRecord
 
 
 def test_score_pairs_are_corpus_totals_not_means():
@@ -37,8 +41,56 @@ def test_evaluate_with_ground_truth_layout():
     assert result.cer == pytest.approx(2 / 14)
     js = report(result)
     assert js["pages"] == 1 and js["ref_chars"] == 14 and js["normalization"] == "NFC"
-    assert js["per_page"] == [{"page": "p1", "lines": 3, "htr_cer": pytest.approx(2 / 14), "corrected_cer": None}]
-    assert "corrected" not in js
+    assert js["per_page"] == [{"page": "p1", "lines": 2, "unreferenced_lines": 1, "htr_cer": pytest.approx(2 / 14),
+                               "corrected_cer": None}]
+    assert js["unreferenced_lines"] == 1 and "corrected" not in js
+
+
+def test_partial_reference_lines_are_left_out_and_counted():
+    """By hand: "abc" -> "abd" is 1 error in 3; the two lines without reference ("" and None) hold 4 + 1 chars."""
+    doc = _doc([_line(0, "abc", "abd"), _line(50, "  ", "wxyz"), _line(100, None, "q"), _line(150, "de", "de")])
+    result = evaluate(doc)
+    assert (result.total.char_errors, result.total.ref_chars) == (1, 5)
+    assert result.cer == pytest.approx(1 / 5) and result.lines == 2 and result.unreferenced == 2
+    assert result.coverage_note() == "2 of 4 lines have no reference (left out of CER/WER)"
+    table = format_table(report(result))
+    assert "2 of 4 lines have no reference" in table
+    kept = evaluate(doc, keep_unreferenced=True)  # the old scoring: their text counts as inserted
+    assert (kept.total.char_errors, kept.total.ref_chars) == (1 + 4 + 1, 5)
+    assert kept.lines == 4 and kept.unreferenced == 0 and "kept" in kept.coverage_note()
+    full = _doc([_line(0, "abc", "abd")])
+    assert evaluate(full).coverage_note() == "" and "no reference" not in format_table(report(evaluate(full)))
+    assert not has_ground_truth(_doc([_line(0, hyp="x")])) and has_ground_truth(doc)
+
+
+def _read_by(model_name, *image_paths):
+    pages = [Page(name=Path(p).stem, image=ImageRef(path=p, width=10, height=10, sha256="0" * 64))
+             for p in image_paths]
+    doc = Document(pages=pages)
+    doc.record(ProcessingRecord(step="recognition", engine="kraken", settings={"model": model_name}))
+    return doc
+
+
+def test_pages_of_the_models_training_split_are_marked():
+    peraire = "/work/shared/datasets/peraire/train/"
+    doc = _read_by("biqe-htr-default.safetensors", peraire + "B.1.intro-eurasie_0005.jpg",
+                   peraire + "B.6.urss4_0050.jpg", peraire + "B.1b.europe-centrale_0005.jpg", "/tmp/new/letter.jpg",
+                   "/elsewhere/copy/B.10.chine2_0020.jpg")
+    marks = training_split(doc)
+    assert {k: m["split"] for k, m in marks.items()} == {
+        "B.1.intro-eurasie_0005": TRAIN, "B.6.urss4_0050": HELD_OUT, "B.1b.europe-centrale_0005": VALIDATION,
+        "letter": NOT_IN_DATA, "B.10.chine2_0020": TRAIN}  # the last matched by its (unique) file name
+    assert training_note(marks).startswith("3 of 5 pages were in the training data")
+    # the card alone (no split file): held_out names the test pages, the rest of a named data set trained it
+    from biqe_lab.model_registry import default_model, read_card
+
+    card = read_card(default_model())
+    alone = training_split(doc, card=card, split={})
+    assert alone["B.6.urss4_0050"]["split"] == HELD_OUT and alone["B.1.intro-eurasie_0005"]["split"] == TRAIN
+    assert alone["letter"]["split"] == NOT_IN_DATA
+    tess = Document(pages=doc.pages)
+    tess.record(ProcessingRecord(step="recognition", engine="tesseract", settings={"languages": ["fra"]}))
+    assert {m["split"] for m in training_split(tess).values()} == {UNKNOWN} and training_note(training_split(tess)) == ""
 
 
 def test_matching_counts_missed_as_deleted_and_extra_as_inserted():
@@ -63,4 +115,7 @@ def test_evaluate_full_chain_against_the_ground_truth_file(tmp_path, sample_dir,
     refs = [l.reference for l in sample_document.pages[0].lines]
     expected_ref_chars = sum(len(r.strip()) for r in refs)
     assert result.total.ref_chars == expected_ref_chars
-    assert result.total.char_errors == sum(1 for r in refs if r.strip()) + sum(1 for r in refs if not r.strip())
+    assert result.total.char_errors == sum(1 for r in refs if r.strip())  # lines without reference left out
+    assert result.unreferenced == sum(1 for r in refs if not r.strip())
+    kept = evaluate(Document(pages=[page]), keep_unreferenced=True)
+    assert kept.total.char_errors == len(refs)  # "#" inserted on each empty-reference line too

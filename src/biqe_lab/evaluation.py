@@ -1,4 +1,4 @@
-"""CER/WER against ground truth with jiwer: corpus totals after NFC, per page, with line matching by overlap."""
+"""CER/WER against ground truth with jiwer: corpus totals after NFC, per page, partial references counted apart, training-split marks."""
 from __future__ import annotations
 
 import unicodedata
@@ -98,30 +98,57 @@ def match_lines(predicted: list[Line], reference: list[Line], threshold: float =
             [p for j, p in enumerate(predicted) if j not in used_p])
 
 
-def page_pairs(page: Page, origin: str, threshold: float = 0.1) -> list[tuple[str, str]]:
-    """(reference, hypothesis) pairs of a page.
+def page_line_pairs(page: Page, origin: str, threshold: float = 0.1) -> list[tuple[Optional[str], str]]:
+    """(reference or None, hypothesis) per line of a page; None marks a line without reference text.
 
     Lines that carry a reference (ground-truth layout) are compared directly; otherwise the
     page's predicted lines are matched to the lines of its ground-truth file by overlap,
-    unmatched reference text counting as deleted and unmatched predicted text as inserted.
+    unmatched reference text counting as deleted and unmatched predicted text as inserted
+    (a predicted line where the ground truth has none is a layout error, not a missing reference).
     """
     if any(line.reference is not None for line in page.lines):
-        return [(line.reference or "", hypothesis(line, origin)) for line in page.lines]
+        return [(_ref_or_none(line.reference), hypothesis(line, origin)) for line in page.lines]
     if page.ground_truth is None:
         raise InputError(f"page {page.name} has no ground truth to evaluate against", page=page.name)
     _, reference = read_ground_truth(Path(page.ground_truth), page.image)
     matched, missed, extra = match_lines(page.lines, reference, threshold)
-    pairs = [(ref.reference or "", hypothesis(pred, origin)) for ref, pred in matched]
-    pairs += [(ref.reference or "", "") for ref in missed]
+    pairs = [(_ref_or_none(ref.reference), hypothesis(pred, origin)) for ref, pred in matched]
+    pairs += [(_ref_or_none(ref.reference), "") for ref in missed]
     pairs += [("", hypothesis(pred, origin)) for pred in extra]
     return pairs
+
+
+def _ref_or_none(reference: Optional[str]) -> Optional[str]:
+    return reference if reference is not None and normalize(reference) else None
+
+
+def page_pairs(page: Page, origin: str, threshold: float = 0.1,
+               keep_unreferenced: bool = False) -> list[tuple[str, str]]:
+    """(reference, hypothesis) pairs of a page that are scored.
+
+    A line whose reference is empty (partial ground truth: the transcriber skipped it) is left
+    out unless ``keep_unreferenced``, which scores its text as inserted (the old behaviour).
+    """
+    return [(ref or "", hyp) for ref, hyp in page_line_pairs(page, origin, threshold)
+            if ref is not None or keep_unreferenced]
+
+
+def has_ground_truth(document: Document) -> bool:
+    """Whether any page has reference text (lines with a reference, or a paired ground-truth file)."""
+    return any(page.ground_truth is not None or any(line.reference is not None for line in page.lines)
+               for page in document.pages if page.error is None)
 
 
 @dataclass
 class PageScore:
     page: str
-    lines: int
+    lines: int            # lines scored
     rates: Rates
+    unreferenced: int = 0  # lines left out: their reference is empty (0 with keep_unreferenced)
+
+    @property
+    def total_lines(self) -> int:
+        return self.lines + self.unreferenced
 
 
 @dataclass
@@ -132,6 +159,7 @@ class Evaluation:
     total: Rates = field(default_factory=Rates)
     per_page: list[PageScore] = field(default_factory=list)
     normalization: str = NORMALIZATION
+    keep_unreferenced: bool = False
 
     @property
     def cer(self) -> float:
@@ -145,22 +173,42 @@ class Evaluation:
     def lines(self) -> int:
         return sum(p.lines for p in self.per_page)
 
+    @property
+    def unreferenced(self) -> int:
+        return sum(p.unreferenced for p in self.per_page)
+
+    def coverage_note(self) -> str:
+        """"21 of 48 lines have no reference (left out of CER/WER)", or "" when every line has one."""
+        total = self.lines + self.unreferenced
+        if self.keep_unreferenced:
+            return "lines without reference are kept (their text counts as inserted)"
+        if not self.unreferenced:
+            return ""
+        return f"{self.unreferenced} of {total} lines have no reference (left out of CER/WER)"
+
     def as_dict(self) -> dict:
         return {"origin": self.origin, "cer": self.cer, "wer": self.wer, "normalization": self.normalization,
-                "totals": asdict(self.total),
-                "per_page": [{"page": p.page, "lines": p.lines, "cer": p.rates.cer, "wer": p.rates.wer}
-                             for p in self.per_page]}
+                "totals": asdict(self.total), "unreferenced_lines": self.unreferenced,
+                "per_page": [{"page": p.page, "lines": p.lines, "unreferenced_lines": p.unreferenced,
+                              "cer": p.rates.cer, "wer": p.rates.wer} for p in self.per_page]}
 
 
-def evaluate(document: Document, origin: str = "htr", match_threshold: float = 0.1) -> Evaluation:
-    """CER/WER of ``document`` against its ground truth; ``origin`` is 'htr' or 'current'."""
-    result = Evaluation(origin=origin)
+def evaluate(document: Document, origin: str = "htr", match_threshold: float = 0.1,
+             keep_unreferenced: bool = False) -> Evaluation:
+    """CER/WER of ``document`` against its ground truth; ``origin`` is 'htr' or 'current'.
+
+    Lines whose reference is empty are left out and counted (``Evaluation.unreferenced``);
+    ``keep_unreferenced`` scores them as the ground truth's empty text instead.
+    """
+    result = Evaluation(origin=origin, keep_unreferenced=keep_unreferenced)
     for page in document.pages:
         if page.error is not None:
             continue
-        pairs = page_pairs(page, origin, match_threshold)
+        lines = page_line_pairs(page, origin, match_threshold)
+        pairs = [(ref or "", hyp) for ref, hyp in lines if ref is not None or keep_unreferenced]
         rates = score_pairs(pairs)
-        result.per_page.append(PageScore(page=page.name, lines=len(pairs), rates=rates))
+        result.per_page.append(PageScore(page=page.name, lines=len(pairs), rates=rates,
+                                         unreferenced=len(lines) - len(pairs)))
         result.total.add(rates)
     if result.total.ref_chars == 0:
         raise InputError("the ground truth holds no reference text to evaluate against")
@@ -173,14 +221,15 @@ def report(htr: Evaluation, corrected: Optional[Evaluation] = None) -> dict:
     out = {
         "pages": len(htr.per_page),
         "lines": htr.lines,
+        "unreferenced_lines": htr.unreferenced,
         "ref_chars": htr.total.ref_chars,
         "normalization": htr.normalization,
         "htr": {"cer": htr.cer, "wer": htr.wer},
     }
     if corrected is not None:
         out["corrected"] = {"cer": corrected.cer, "wer": corrected.wer}
-    out["per_page"] = [{"page": p.page, "lines": p.lines, "htr_cer": p.rates.cer,
-                        "corrected_cer": corrected_pages.get(p.page)} for p in htr.per_page]
+    out["per_page"] = [{"page": p.page, "lines": p.lines, "unreferenced_lines": p.unreferenced,
+                        "htr_cer": p.rates.cer, "corrected_cer": corrected_pages.get(p.page)} for p in htr.per_page]
     return out
 
 
@@ -202,4 +251,111 @@ def format_table(result: dict) -> str:
     rows.append(total)
     rows.append(f"WER {result['htr']['wer']:.2%}" + (f" -> {result['corrected']['wer']:.2%}" if has_corr else "")
                 + f"   (normalization: {result['normalization']}, corpus totals)")
+    missing = result.get("unreferenced_lines") or 0
+    if missing:
+        rows.append(f"{missing} of {result['lines'] + missing} lines have no reference (left out of CER/WER)")
     return "\n".join(rows)
+
+
+# -- was the page in the training data of the model that read it? -------------------------------------
+
+TRAIN, VALIDATION, HELD_OUT, NOT_IN_DATA, UNKNOWN = ("train", "validation", "held out", "not in the model's data",
+                                                      "unknown")
+_PROJECT = Path(__file__).resolve().parents[2]
+
+
+def recognition_model(document: Document) -> tuple[Optional[str], Optional[Path]]:
+    """(engine, model file) that read the document, from its recognition processing record."""
+    record = next((r for r in reversed(document.processing) if r.step == "recognition"), None)
+    if record is None:
+        return None, None
+    name = record.settings.get("model")
+    if not name:
+        return record.engine, None
+    if Path(str(name)).is_file():
+        return record.engine, Path(str(name))
+    from .model_registry import list_models
+
+    for info in list_models():
+        if info.path.name == name or info.name == name:
+            return record.engine, info.path
+    return record.engine, None
+
+
+def _key(path: str) -> str:
+    return str(Path(path).with_suffix(""))
+
+
+def _split_file(card: dict) -> Optional[Path]:
+    """The split file of the model's first training run (``training/<work>/split.json``), when it is here."""
+    for phase in (card.get("training") or {}).get("phases") or []:
+        candidate = _PROJECT / str(phase.get("work", "")) / "split.json"
+        if phase.get("work") and candidate.is_file():
+            return candidate
+    return None
+
+
+def training_split(document: Document, card: Optional[dict] = None, split: Optional[dict] = None
+                   ) -> dict[str, dict]:
+    """Per page name: ``{"split": train | validation | held out | not in the model's data | unknown, "how": ...}``.
+
+    The model card (``<model>.json`` beside the model) lists the pages it held out
+    (``training.held_out``) and the data sets it was trained on; the training run's
+    ``split.json`` (when it is in this checkout) has the full train/validation/test split. Pages
+    are matched by path, else by file name when that name is unique in the split.
+    """
+    import json
+
+    from .model_registry import read_card
+
+    engine, model = recognition_model(document)
+    if card is None:
+        card = read_card(model) if model is not None else {}
+    if split is None and card:
+        found = _split_file(card)
+        split = json.loads(found.read_text(encoding="utf-8")) if found else None
+    out: dict[str, dict] = {}
+    if not card:
+        why = "the engine reported no model" if model is None else f"{model.name} has no model card"
+        return {p.name: {"split": UNKNOWN, "how": why} for p in document.pages}
+    by_path: dict[str, str] = {}
+    if split:
+        for kind, label in (("train", TRAIN), ("validation", VALIDATION), ("test", HELD_OUT)):
+            for group in ("pages", "lines"):
+                for path in (split.get(group) or {}).get(kind, []):
+                    by_path[_key(path)] = label
+    stems: dict[str, set] = {}
+    for path, label in by_path.items():
+        stems.setdefault(Path(path).name, set()).add(label)
+    training = card.get("training") or {}
+    held_out = training.get("held_out") or {}
+    names = [d.get("name") for d in training.get("data") or [] if d.get("name")]
+    for page in document.pages:
+        key = _key(page.image.path)
+        if key in by_path:
+            out[page.name] = {"split": by_path[key], "how": "path in the training run's split.json"}
+            continue
+        stem = Path(key).name
+        if len(stems.get(stem, ())) == 1:
+            out[page.name] = {"split": next(iter(stems[stem])), "how": "file name in the training run's split.json"}
+            continue
+        parts = Path(page.image.path).parts
+        dataset = next((n for n in names if n in parts), None)
+        if any(_key(page.image.path).endswith(_key(h)) or Path(_key(h)).name == stem
+               for h in held_out.get(dataset or "", [])):
+            out[page.name] = {"split": HELD_OUT, "how": "listed in the model card's training.held_out"}
+        elif dataset is not None:
+            out[page.name] = {"split": TRAIN, "how": f"its data set {dataset} trained the model and the card "
+                                                     "does not list it as held out"}
+        else:
+            out[page.name] = {"split": NOT_IN_DATA, "how": "not in any data set the model card names"}
+    return out
+
+
+def training_note(marks: dict[str, dict]) -> str:
+    """"2 of 3 pages were in the model's training data (train or validation split): their CER flatters it"."""
+    seen = [name for name, m in marks.items() if m["split"] in (TRAIN, VALIDATION)]
+    if not marks or not seen:
+        return ""
+    return (f"{len(seen)} of {len(marks)} pages were in the training data of the model that read them "
+            f"({', '.join(seen[:5])}{' …' if len(seen) > 5 else ''}): their CER flatters the model")

@@ -1,18 +1,22 @@
-"""Correction review from a document's variants: raw vs corrected per line, char diffs, filters, human decisions."""
+"""Correction review from a document's variants: raw vs corrected per line, diffs, reference CER, confidence, decisions."""
 from __future__ import annotations
 
 import html
+import weakref
 from dataclasses import dataclass
-from typing import Iterable, Literal, Optional
+from pathlib import Path
+from typing import Iterable, Literal, Optional, Union
 
 from ..correction import review as correction_review
 from ..errors import InputError
+from ..evaluation import normalize, score_pairs
 from ..model import Document, Line, Page, Producer, TextVariant
 from ..version import __version__
 from .tables import char_ops
 
 CORRECTION_ORIGINS = ("llm", "lexicon")
-Decision = Literal["accept", "reject"]
+Decision = Literal["accept", "reject", "edit"]
+FILTERS = ("all", "changed", "low_confidence", "least_confident", "undecided")
 HUMAN = Producer(engine="human", model="biqe_lab review", version=__version__)
 
 
@@ -31,10 +35,27 @@ class ReviewItem:
     decision: Optional[str]  # accepted / rejected / edited, from the latest human variant
     reference: Optional[str] = None
     standing: str = ""       # what the document holds for this line now (its current variant)
+    char_confidences: Optional[list[float]] = None  # of the raw reading, when the engine gives them
+    cer_raw: Optional[float] = None        # line CER of the raw reading against the reference
+    cer_corrected: Optional[float] = None  # ... of the proposal (None without reference text)
+    cer_standing: Optional[float] = None   # ... of what stands now (after a human decision)
 
     @property
     def changed(self) -> bool:
         return self.proposal is not None and self.corrected != self.raw
+
+    @property
+    def has_reference(self) -> bool:
+        return bool(normalize(self.reference or ""))
+
+    @property
+    def status(self) -> str:
+        """accepted / rejected / edited (a human decided), refused (by the guard), proposed, or unchanged."""
+        return self.decision or ("refused" if self.guard else ("proposed" if self.changed else "unchanged"))
+
+    @property
+    def where(self) -> str:
+        return f"{self.page}, line {self.index}"
 
 
 def _guard_reason(line: Line, proposal: Optional[TextVariant], inspected: Optional[dict]) -> Optional[str]:
@@ -65,10 +86,14 @@ def review_item(page: Page, index: int, line: Line, inspected: Optional[dict] = 
     proposal = next((v for v in reversed(line.variants) if v.origin in CORRECTION_ORIGINS), None)
     raw_text = raw.text if raw else ""
     guard = _guard_reason(line, proposal, inspected)
-    item = ReviewItem(page=page.name, index=index, line_id=line.id, raw=raw_text,
-                      corrected=proposal.text if proposal else raw_text,
+    corrected = proposal.text if proposal else raw_text
+    item = ReviewItem(page=page.name, index=index, line_id=line.id, raw=raw_text, corrected=corrected,
                       confidence=raw.confidence if raw else None, proposal=proposal, guard=guard,
-                      decision=_decision(line, raw, proposal), reference=line.reference, standing=line.text)
+                      decision=_decision(line, raw, proposal), reference=line.reference, standing=line.text,
+                      char_confidences=raw.char_confidences if raw else None)
+    if item.has_reference:
+        item.cer_raw, item.cer_corrected, item.cer_standing = (
+            score_pairs([(line.reference or "", t)]).cer for t in (raw_text, corrected, line.text))
     return item
 
 
@@ -77,11 +102,15 @@ def _inspection(document: Document) -> dict[str, dict]:
     return {row.line_id: row.as_dict() for row in correction_review(document)}
 
 
-def review_items(document: Document, only: Literal["all", "changed", "low_confidence"] = "all",
-                 threshold: float = 0.6) -> list[ReviewItem]:
-    """Every line of the document as a ReviewItem, filtered to changed or low-confidence lines if asked."""
-    if only not in ("all", "changed", "low_confidence"):
-        raise InputError(f"unknown review filter {only!r}; use all, changed or low_confidence")
+def review_items(document: Document, only: str = "all", threshold: float = 0.6, n: int = 20) -> list[ReviewItem]:
+    """Every line of the document as a ReviewItem, filtered if asked.
+
+    ``only``: all; changed (a proposal or a refusal); low_confidence (raw confidence below
+    ``threshold``); least_confident (the ``n`` lines of lowest confidence, lowest first);
+    undecided (no human decision yet).
+    """
+    if only not in FILTERS:
+        raise InputError(f"unknown review filter {only!r}; use {', '.join(FILTERS)}")
     inspected = _inspection(document)
     items = [review_item(page, i, line, inspected.get(line.id))
              for page in document.pages for i, line in enumerate(page.lines, start=1)]
@@ -89,6 +118,10 @@ def review_items(document: Document, only: Literal["all", "changed", "low_confid
         items = [it for it in items if it.changed or it.guard]
     elif only == "low_confidence":
         items = [it for it in items if it.confidence is not None and it.confidence < threshold]
+    elif only == "least_confident":
+        items = sorted((it for it in items if it.confidence is not None), key=lambda it: it.confidence)[:n]
+    elif only == "undecided":
+        items = [it for it in items if it.decision is None]
     return items
 
 
@@ -100,18 +133,26 @@ def find_line(document: Document, line_id: str) -> tuple[Page, Line]:
     raise InputError(f"no line {line_id!r} in document {document.name}")
 
 
-def decide(document: Document, line_id: str, decision: Decision, text: Optional[str] = None) -> TextVariant:
+_LISTENERS: "weakref.WeakSet" = weakref.WeakSet()  # review panels shown: told of every decision
+
+
+def decide(document: Document, line_id: str, decision: Decision, text: Optional[str] = None,
+           save_to: Union[str, Path, None] = None) -> TextVariant:
     """Record a human decision on a line as an accepted ``human`` variant (appended; nothing is overwritten).
 
-    ``accept`` keeps the correction proposal (or ``text``, an edit of it); ``reject`` goes back
-    to the raw recognition. The new variant's parent is the variant it confirms.
+    ``accept`` keeps the correction proposal (or ``text``, an edit of it); ``edit`` keeps
+    ``text``; ``reject`` goes back to the raw recognition. The new variant's parent is the
+    variant it confirms. ``save_to`` writes the document (JSON) at once; review panels showing
+    the document update their row (and save to their own file).
     """
-    if decision not in ("accept", "reject"):
-        raise InputError(f"unknown decision {decision!r}; use accept or reject")
+    if decision not in ("accept", "reject", "edit"):
+        raise InputError(f"unknown decision {decision!r}; use accept, edit or reject")
+    if decision == "edit" and text is None:
+        raise InputError("an edit needs the new text")
     _, line = find_line(document, line_id)
     raw = line.variant("htr")
     proposal = next((v for v in reversed(line.variants) if v.origin in CORRECTION_ORIGINS), None)
-    if decision == "accept":
+    if decision in ("accept", "edit"):
         base = proposal or raw
         chosen = base.text if base and text is None else (text or "")
     else:
@@ -119,7 +160,17 @@ def decide(document: Document, line_id: str, decision: Decision, text: Optional[
         chosen = raw.text if raw else ""
     variant = TextVariant(text=chosen, origin="human", producer=HUMAN, status="accepted",
                           parent=base.id if base else None)
-    return line.add_variant(variant)
+    line.add_variant(variant)
+    if save_to is not None:
+        document.save(save_to)
+    for panel in list(_LISTENERS):
+        panel.decided(document, line_id)
+    return variant
+
+
+def line_cer(reference: Optional[str], text: str) -> Optional[float]:
+    """The CER of one line against its reference, None when it has none."""
+    return score_pairs([(reference or "", text)]).cer if normalize(reference or "") else None
 
 
 def variant_table(document: Document, line_id: str):
@@ -156,20 +207,81 @@ DIFF_KEY = ('<div style="font-size:12px">character diff: <del style="background:
             'substituted</div>')
 
 
-def review_table_html(items: Iterable[ReviewItem], limit: int = 200) -> str:
-    """A static HTML table of review items (what the review widget shows, for headless runs)."""
+def confidence_html(text: str, confidences: Optional[list[float]], threshold: float = 0.8) -> str:
+    """``text`` with each character below ``threshold`` confidence shaded red (darker: less sure).
+
+    The confidence shows as a tooltip; without per-character confidences the text is plain.
+    """
+    if not confidences or len(confidences) != len(text):
+        return html.escape(text)
+    out = []
+    for ch, c in zip(text, confidences):
+        if c >= threshold:
+            out.append(html.escape(ch))
+            continue
+        strength = 0.25 + 0.6 * (1 - c / threshold if threshold else 1)
+        out.append(f'<span class="lowconf" title="confidence {c:.2f}" style="background:rgba(230,40,40,'
+                   f'{strength:.2f});border-radius:2px">{html.escape(ch) if ch != " " else "&nbsp;"}</span>')
+    return "".join(out)
+
+
+CONFIDENCE_KEY = ('<span style="font-size:12px">characters shaded <span style="background:rgba(230,40,40,.5)">red'
+                  '</span> were read with a confidence below the threshold (darker: lower)</span>')
+
+
+def _pct(value: Optional[float]) -> str:
+    return "–" if value is None else f"{value:.0%}"
+
+
+def cer_html(item: ReviewItem) -> str:
+    """"CER 40% → 20%" (raw → corrected, and what stands when a human changed it), or "no reference"."""
+    if not item.has_reference:
+        return "<span style='color:#888'>no reference</span>"
+    text = f"CER {_pct(item.cer_raw)}"
+    if item.changed:
+        text += f" → {_pct(item.cer_corrected)}"
+    if item.decision and item.cer_standing not in (item.cer_raw, item.cer_corrected):
+        text += f" (now {_pct(item.cer_standing)})"
+    return text
+
+
+def review_table_html(items: Iterable[ReviewItem], limit: Optional[int] = 200, images: Optional[dict] = None,
+                      threshold: float = 0.8, more_link: str = "") -> str:
+    """A static HTML table of review items (what the review panel shows, for headless runs and reports).
+
+    ``images``: line id -> an <img> tag of its crop. Past ``limit`` lines it says how many more
+    there are (and links ``more_link``, e.g. the run's review.csv).
+    """
     items = list(items)
-    rows = []
-    for it in items[:limit]:
-        conf = f"{it.confidence:.2f}" if it.confidence is not None else "–"
-        status = it.decision or ("refused" if it.guard else ("proposed" if it.changed else "unchanged"))
-        rows.append(f"<tr><td>{html.escape(it.page)}</td><td>{it.index}</td><td>{conf}</td>"
-                    f"<td style='font-family:monospace'>{html.escape(it.raw)}</td>"
-                    f"<td style='font-family:monospace'>{diff_html(it.raw, it.corrected)}</td>"
-                    f"<td>{html.escape(it.guard or '')}</td><td>{status}</td></tr>")
-    more = f"<p>… and {len(items) - limit} more lines</p>" if len(items) > limit else ""
     if not items:
         return "<p>No line matches this filter.</p>"
-    return (DIFF_KEY + "<table class='review'><thead><tr><th>page</th><th>line</th><th>confidence</th><th>raw</th>"
-            "<th>raw → corrected</th><th>guard</th><th>status</th></tr></thead><tbody>"
+    shown = items if limit is None else items[:limit]
+    images = images or {}
+    rows = []
+    for it in shown:
+        conf = f"{it.confidence:.2f}" if it.confidence is not None else "–"
+        ref = (f"<br><span style='color:#555'>ref:</span> {html.escape(it.reference or '')}"
+               if it.has_reference else "")
+        rows.append(f"<tr><td>{html.escape(it.page)}<br>line <b>{it.index}</b><br>conf. {conf}<br>{cer_html(it)}</td>"
+                    f"<td>{images.get(it.line_id, '')}<div style='font-family:monospace'>"
+                    f"<span style='color:#555'>raw:</span> {confidence_html(it.raw, it.char_confidences, threshold)}"
+                    f"<br><span style='color:#555'>diff:</span> {diff_html(it.raw, it.corrected)}{ref}</div></td>"
+                    f"<td>{html.escape(it.guard or '')}</td><td>{it.status}</td></tr>")
+    more = ""
+    if limit is not None and len(items) > limit:
+        link = f" (all lines: <a href='{html.escape(more_link)}'>{html.escape(more_link)}</a>)" if more_link else ""
+        more = f"<p>… and {len(items) - limit} more lines{link}</p>"
+    return (DIFF_KEY + "<table class='review'><thead><tr><th>line</th><th>line image, raw reading "
+            "(confidence shading), raw → corrected, reference</th><th>guard</th><th>status</th></tr></thead><tbody>"
             + "".join(rows) + "</tbody></table>" + more)
+
+
+def review_frame(items: Iterable[ReviewItem]):
+    """Review items as a table (the run's review.csv): every line, its texts, CERs and status."""
+    import pandas as pd
+
+    return pd.DataFrame([{"page": it.page, "line": it.index, "line_id": it.line_id, "confidence": it.confidence,
+                          "raw": it.raw, "corrected": it.corrected, "standing": it.standing,
+                          "reference": it.reference if it.has_reference else None, "CER raw": it.cer_raw,
+                          "CER corrected": it.cer_corrected, "status": it.status, "guard": it.guard}
+                         for it in items])

@@ -9,7 +9,7 @@ from typing import Optional, Sequence, Union
 
 from ..demo import default_datasets
 from ..errors import InputError, NoImagesError
-from ..evaluation import Evaluation, evaluate
+from ..evaluation import Evaluation, evaluate, has_ground_truth, training_split
 from ..ingest import find_images, ground_truth_for, ingest
 from ..model import Document
 from ..pipeline import PipelineConfig, run_pipeline
@@ -48,17 +48,19 @@ def dataset_name(folder: Union[str, Path]) -> str:
 def sample_images(folder: Union[str, Path], pages: Optional[int] = None) -> list[Path]:
     """The first ``pages`` images of ``folder`` (natural order) that have ground truth (.xml or .gt.txt).
 
-    The same pages ``biqe-lab evaluate FOLDER --limit N`` takes.
+    The same pages ``biqe-lab evaluate FOLDER --limit N`` takes. A folder where no image has
+    ground truth (new pages) gives its first images: they are read, shown and reviewed, not scored.
     """
     folder = Path(folder)
     if not folder.is_dir():
         raise InputError(f"dataset folder {folder} does not exist")
     if pages is not None and pages < 1:
         raise InputError(f"the page limit must be at least 1, got {pages}")
-    found = [p for p in find_images(folder)
-             if ground_truth_for(p) or p.with_name(p.stem + ".gt.txt").is_file()][: pages or None]
+    images = find_images(folder)
+    found = [p for p in images if ground_truth_for(p) or p.with_name(p.stem + ".gt.txt").is_file()]
+    found = (found or images)[: pages or None]
     if not found:
-        raise NoImagesError(f"no page in {folder} has a same-named ground-truth .xml or .gt.txt")
+        raise NoImagesError(f"no page image in {folder}")
     return found
 
 
@@ -69,7 +71,7 @@ def languages_of(value: Union[str, Sequence[str]]) -> tuple[str, ...]:
     return tuple(v.strip() for v in value if v and v.strip())
 
 
-def make_config(layout: str = "ground-truth", engine: str = "tesseract", model: Optional[str] = None,
+def make_config(layout: str = "ground-truth", engine: str = "auto", model: Optional[str] = None,
                 languages: Union[str, Sequence[str]] = "fra+eng", tier: str = NO_CORRECTION,
                 preset: Optional[str] = None, **extra) -> PipelineConfig:
     """A PipelineConfig from notebook parameters; ``tier`` other than "none" needs the correction step."""
@@ -98,18 +100,34 @@ class Run:
     htr: Optional[Evaluation] = None
     corrected: Optional[Evaluation] = None
     settings: dict = field(default_factory=dict)
+    keep_unreferenced: bool = False  # score lines whose reference is empty (as inserted text)
+    training: dict = field(default_factory=dict)  # page name -> {"split": ..., "how": ...} (evaluation.training_split)
+
+    @property
+    def has_ground_truth(self) -> bool:
+        return self.htr is not None
 
     def evaluate(self) -> "Run":
-        """Score the raw recognition (``htr``) and, when a correction tier ran, the standing text."""
-        self.htr = evaluate(self.document, "htr")
-        self.corrected = evaluate(self.document, "current") if self.tier != NO_CORRECTION else None
+        """Score the raw recognition (``htr``) and, when a correction tier ran, the standing text.
+
+        A document without ground truth (new pages) is not an error: ``htr`` and ``corrected``
+        stay None and every table and plot says "no ground truth".
+        """
+        self.training = training_split(self.document)
+        if not has_ground_truth(self.document):
+            self.htr = self.corrected = None
+            return self
+        self.htr = evaluate(self.document, "htr", keep_unreferenced=self.keep_unreferenced)
+        self.corrected = evaluate(self.document, "current", keep_unreferenced=self.keep_unreferenced) \
+            if self.tier != NO_CORRECTION else None
         return self
 
 
 def process_dataset(dataset: Union[str, Path, None] = None, pages: Optional[int] = 2, layout: str = "ground-truth",
-                    engine: str = "tesseract", model: Optional[str] = None,
+                    engine: str = "auto", model: Optional[str] = None,
                     languages: Union[str, Sequence[str]] = "fra+eng", tier: str = NO_CORRECTION,
-                    preset: Optional[str] = None, progress: Optional[Progress] = None) -> Run:
+                    preset: Optional[str] = None, progress: Optional[Progress] = None,
+                    keep_unreferenced: bool = False) -> Run:
     """Ingest the first ``pages`` ground-truth pages of ``dataset``, run the pipeline and evaluate."""
     folder = resolve_dataset(dataset)
     config = make_config(layout, engine, model, languages, tier, preset)
@@ -117,10 +135,11 @@ def process_dataset(dataset: Union[str, Path, None] = None, pages: Optional[int]
     t0 = time.perf_counter()
     run_pipeline(document, config, progress=progress)
     run = Run(dataset=dataset_name(folder), tier=tier or NO_CORRECTION, document=document, config=config,
-              seconds=round(time.perf_counter() - t0, 2),
+              seconds=round(time.perf_counter() - t0, 2), keep_unreferenced=keep_unreferenced,
               settings={"dataset": str(folder), "pages": pages, "layout": layout, "engine": engine,
                         "model": model or None, "languages": "+".join(languages_of(languages)),
-                        "tier": tier or NO_CORRECTION, "preset": preset or None})
+                        "tier": tier or NO_CORRECTION, "preset": preset or None,
+                        "keep_unreferenced": keep_unreferenced})
     return run.evaluate()
 
 
@@ -137,7 +156,16 @@ def output_folder(value: Union[str, Path, None], notebook: str) -> Path:
     return folder
 
 
-def load_run(document_json: Union[str, Path], dataset: Optional[str] = None, tier: str = NO_CORRECTION) -> Run:
-    """A Run from a saved ``document.json`` (e.g. ``biqe-lab evaluate --save-document``)."""
+def load_run(document_json: Union[str, Path], dataset: Optional[str] = None, tier: Optional[str] = None,
+             keep_unreferenced: bool = False) -> Run:
+    """A Run from a saved ``document.json`` (a job's result, ``biqe-lab evaluate --save-document``).
+
+    Works without ground truth. ``tier`` defaults to the correction tier the document's own
+    processing record names (none when it was not corrected).
+    """
     document = Document.load(document_json)
-    return Run(dataset=dataset or document.name, tier=tier, document=document, config=PipelineConfig()).evaluate()
+    if tier is None:
+        record = next((r for r in document.processing if r.step == "correction"), None)
+        tier = str(record.settings.get("tier", NO_CORRECTION)) if record else NO_CORRECTION
+    return Run(dataset=dataset or document.name, tier=tier, document=document, config=PipelineConfig(),
+               keep_unreferenced=keep_unreferenced, settings={"document": str(document_json)}).evaluate()

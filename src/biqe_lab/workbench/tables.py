@@ -1,4 +1,4 @@
-"""Evaluation as pandas tables: per page, per dataset, per tier, per line, and character confusions."""
+"""Evaluation as pandas tables: per page, per dataset, per tier, per line, and character confusions (empty without ground truth)."""
 from __future__ import annotations
 
 from collections import Counter
@@ -50,21 +50,29 @@ def _runs(runs: Run | Sequence[Run]) -> list[Run]:
     return [runs] if isinstance(runs, Run) else list(runs)
 
 
-def page_table(runs: Run | Sequence[Run]) -> pd.DataFrame:
-    """One row per page and run: lines, reference characters, errors, CER and WER (and CER after correction).
+NO_GROUND_TRUTH = "no ground truth"
 
-    The numbers are those of :func:`biqe_lab.evaluation.evaluate` (``biqe-lab evaluate``).
+
+def page_table(runs: Run | Sequence[Run]) -> pd.DataFrame:
+    """One row per page and run: lines scored and without reference, errors, CER and WER (and after correction).
+
+    The numbers are those of :func:`biqe_lab.evaluation.evaluate` (``biqe-lab evaluate``);
+    ``model's split`` says whether the page was in the training data of the model that read it.
+    Runs without ground truth give no row.
     """
     rows = []
     for run in _runs(runs):
+        if run.htr is None:
+            continue
         corrected = {p.page: p.rates for p in run.corrected.per_page} if run.corrected else {}
         for p in run.htr.per_page:
             row = {"dataset": run.dataset, "tier": run.tier, "page": p.page, "lines": p.lines,
-                   "ref_chars": p.rates.ref_chars, "char_errors": p.rates.char_errors,
-                   "CER": p.rates.cer, "WER": p.rates.wer}
+                   "no reference": p.unreferenced, "ref_chars": p.rates.ref_chars,
+                   "char_errors": p.rates.char_errors, "CER": p.rates.cer, "WER": p.rates.wer}
             if p.page in corrected:
                 row["CER corrected"] = corrected[p.page].cer
                 row["WER corrected"] = corrected[p.page].wer
+            row["model's split"] = run.training.get(p.page, {}).get("split", "unknown")
             rows.append(row)
     return pd.DataFrame(rows)
 
@@ -73,7 +81,13 @@ def dataset_table(runs: Run | Sequence[Run]) -> pd.DataFrame:
     """One row per dataset and tier: corpus totals (errors over all reference characters, not a mean of pages)."""
     rows = []
     for run in _runs(runs):
+        if run.htr is None:
+            rows.append({"dataset": run.dataset, "tier": run.tier, "pages": len(run.document.pages),
+                         "lines": sum(len(p.lines) for p in run.document.pages), "CER": None,
+                         "note": NO_GROUND_TRUTH, "processing s": run.seconds})
+            continue
         row = {"dataset": run.dataset, "tier": run.tier, "pages": len(run.htr.per_page), "lines": run.htr.lines,
+               "no reference": run.htr.unreferenced,
                "ref_chars": run.htr.total.ref_chars, "char_errors": run.htr.total.char_errors,
                "CER": run.htr.cer, "WER": run.htr.wer}
         if run.corrected is not None:
@@ -88,6 +102,8 @@ def tier_table(runs: Run | Sequence[Run]) -> pd.DataFrame:
     """CER per dataset (rows) and tier (columns): raw recognition, then the text after each tier's correction."""
     rows: dict[str, dict] = {}
     for run in _runs(runs):
+        if run.htr is None:
+            continue
         row = rows.setdefault(run.dataset, {"dataset": run.dataset})
         row.setdefault("CER htr (no correction)", run.htr.cer)
         if run.tier != NO_CORRECTION and run.corrected is not None:
@@ -95,39 +111,55 @@ def tier_table(runs: Run | Sequence[Run]) -> pd.DataFrame:
     return pd.DataFrame(list(rows.values()))
 
 
-def _page_line_pairs(page: Page, threshold: float = 0.1) -> list[tuple[str, Optional[Line]]]:
-    """(reference text, recognized line) per line, paired as :func:`biqe_lab.evaluation.page_pairs` pairs them."""
+def _page_line_pairs(page: Page, threshold: float = 0.1) -> list[tuple[Optional[str], Optional[Line]]]:
+    """(reference text or None, recognized line) per line, paired as :func:`biqe_lab.evaluation.page_line_pairs`.
+
+    None as reference: the line has no reference text (partial ground truth).
+    """
+    def ref_of(text):
+        return text if text is not None and normalize(text) else None
+
     if any(line.reference is not None for line in page.lines):
-        return [(line.reference or "", line) for line in page.lines]
+        return [(ref_of(line.reference), line) for line in page.lines]
     if page.ground_truth is None:
         return []
     _, reference = read_ground_truth(Path(page.ground_truth), page.image)
     matched, missed, extra = match_lines(page.lines, reference, threshold)
-    return ([(ref.reference or "", pred) for ref, pred in matched] + [(ref.reference or "", None) for ref in missed]
+    return ([(ref_of(ref.reference), pred) for ref, pred in matched] + [(ref_of(ref.reference), None) for ref in missed]
             + [("", pred) for pred in extra])
+
+
+LINE_COLUMNS = ["dataset", "tier", "page", "line", "line_id", "reference", "recognized", "confidence", "scored",
+                "ref_chars", "char_errors", "CER"]
 
 
 def line_table(runs: Run | Sequence[Run], origin: str = "htr") -> pd.DataFrame:
     """One row per line: reference, recognized text (``origin``), line confidence, errors and CER.
 
-    Summing ``char_errors`` and ``ref_chars`` gives the corpus CER of ``evaluate``.
+    Summing ``char_errors`` and ``ref_chars`` gives the corpus CER of ``evaluate``: a line
+    without reference has ``scored`` False and no errors counted (unless the run keeps them).
+    Without ground truth the table is empty.
     """
     rows = []
     for run in _runs(runs):
+        if run.htr is None:
+            continue
         for page in run.document.pages:
             if page.error is not None:
                 continue
             for index, (ref, line) in enumerate(_page_line_pairs(page)):
                 hyp = hypothesis(line, origin) if line is not None else ""
                 variant = (line.current() if origin == "current" else line.variant(origin)) if line else None
-                rates = score_pairs([(ref, hyp)])
+                scored = ref is not None or run.keep_unreferenced
+                rates = score_pairs([(ref or "", hyp)])
                 rows.append({"dataset": run.dataset, "tier": run.tier, "page": page.name, "line": index + 1,
-                             "line_id": line.id if line else None, "reference": normalize(ref),
+                             "line_id": line.id if line else None, "reference": normalize(ref or ""),
                              "recognized": normalize(hyp),
-                             "confidence": variant.confidence if variant else None,
-                             "ref_chars": rates.ref_chars, "char_errors": rates.char_errors,
+                             "confidence": variant.confidence if variant else None, "scored": scored,
+                             "ref_chars": rates.ref_chars if scored else 0,
+                             "char_errors": rates.char_errors if scored else 0,
                              "CER": rates.cer if rates.ref_chars else None})
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=LINE_COLUMNS)
 
 
 def confusion_table(runs: Run | Sequence[Run], origin: str = "htr", top: int = 15,
@@ -137,6 +169,7 @@ def confusion_table(runs: Run | Sequence[Run], origin: str = "htr", top: int = 1
     The share is of all character errors, also with ``substitutions_only``.
     """
     lines = line_table(runs, origin)
+    lines = lines[lines["scored"]] if len(lines) else lines
     counts = confusions(zip(lines["reference"], lines["recognized"])) if len(lines) else Counter()
     total = sum(counts.values())
     if substitutions_only:
@@ -151,5 +184,5 @@ def worst_lines(runs: Run | Sequence[Run], n: int = 8, origin: str = "htr", min_
     lines = line_table(runs, origin)
     if not len(lines):
         return lines
-    lines = lines[(lines["ref_chars"] >= min_chars) & lines["line_id"].notna()]
+    lines = lines[(lines["ref_chars"] >= min_chars) & lines["line_id"].notna() & lines["scored"]]
     return lines.sort_values(["CER", "ref_chars"], ascending=[False, False]).head(n).reset_index(drop=True)

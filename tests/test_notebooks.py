@@ -101,21 +101,49 @@ def test_plots_render(run, tmp_path):
 
 # -- the page viewer ---------------------------------------------------------------------------------
 
-def test_overlay_highlights_the_selected_line(run):
-    from biqe_lab.workbench import render_overlay
+def test_overlay_outlines_the_selected_line_and_never_fills_it(run):
+    from biqe_lab.workbench import Layers, render_overlay
 
     page = run.document.pages[0]
     line = page.lines[3]
+    bare = render_overlay(page, layers=Layers(False, False, False, False), width=600)
     plain = render_overlay(page, width=600)
     marked = render_overlay(page, highlight=line.id, width=600)
     scale = 600 / page.image.width
     x0, y0, x1, y1 = line.bbox
     inside = (round((x0 + x1) / 2 * scale), round((y0 + y1) / 2 * scale))
-    r, g, b = marked.getpixel(inside)
-    assert marked.getpixel(inside) != plain.getpixel(inside) and r > b  # orange wash over the line
-    assert marked.getpixel((2, plain.height - 3)) == plain.getpixel((2, plain.height - 3))
+    assert marked.getpixel(inside) == bare.getpixel(inside)  # the selected line's ink is not washed over
+    edge = [(round(x * scale), round(y * scale)) for x, y in line.polygon]
+    assert any(marked.getpixel(p)[0] > 200 and marked.getpixel(p)[2] < 90 for p in edge)  # orange outline
+    # polygons off and nothing selected: no green anywhere (toggles hide all they name; no fill stays behind)
+    off = render_overlay(page, layers=Layers(polygons=False, baselines=False, regions=False, order=False), width=600)
+    assert off.tobytes() == bare.tobytes()
+    faint = render_overlay(page, layers=Layers(opacity=0.2), width=600)
+    assert faint.tobytes() != plain.tobytes()
     zoomed = render_overlay(page, highlight=line.id, zoom=4, width=600)
-    assert zoomed.size[0] == 600 and zoomed.getpixel((300, zoomed.height // 2))[0] > 150  # centred on the line
+    assert zoomed.size[0] == 600
+    panned = render_overlay(page, highlight=line.id, zoom=4, width=600, pan=(0.5, 0.0))
+    assert panned.tobytes() != zoomed.tobytes()  # pan moves the view
+
+
+def test_zoom_keeps_the_start_of_a_long_line_in_view(run):
+    from biqe_lab.workbench.overlay import focus_point, view_box
+
+    page = run.document.pages[0]
+    line = max(page.lines, key=lambda l: l.bbox[2] - l.bbox[0])
+    x0, y0, x1, y1 = view_box(page, 4, focus_point(page, line, 4))
+    assert x0 <= line.bbox[0] < x1 and y0 <= (line.bbox[1] + line.bbox[3]) / 2 <= y1
+
+
+def test_line_crops_are_colour_64px_from_the_page(run):
+    from biqe_lab.workbench import crop_line
+
+    page = run.document.pages[0]
+    crop = crop_line(page, page.lines[2])
+    assert crop.mode == "RGB" and crop.height == 64
+    pixels = [crop.getpixel((x, y)) for x in range(0, crop.width, 2) for y in range(0, 64, 2)]
+    assert sum(1 for r, g, b in pixels if b - r > 25) > 12  # the blue ink of the peraire hand, in colour
+    assert crop_line(page, page.lines[2], masked=True).mode == "L"
 
 
 def test_clicking_a_line_highlights_it(run):
@@ -197,6 +225,147 @@ def test_accepting_a_line_without_proposal_confirms_the_recognition(run):
     assert line.current().origin == "human" and line.current().text == line.variant("htr").text
     assert "status: <b>accepted</b>" in panel.rows[line.id].header.value
     assert "No line was changed" in panel.static_html()
+
+
+def test_panel_state_follows_every_decision_and_saves_it(corrected, tmp_path):
+    """Reject restores the raw text in the box; decide() from code updates the panel; each decision is on disk."""
+    from biqe_lab.workbench import ReviewPanel, decide, load_run
+
+    document, first, second, fixed = corrected
+    document = document.model_copy(deep=True)
+    saved = tmp_path / "document.json"
+    panel = ReviewPanel(document, only="all", save_to=saved, limit=50)
+    lines = {l.id: l for l in document.pages[0].lines}
+    row = panel.rows[first]
+    assert row.text.value == fixed and "line 1" in row.header.value
+    assert panel.current == first and "3px" in row.widget.layout.border
+    panel.key("r")  # reject the current line (line 1), then the panel moves on
+    assert row.text.value == lines[first].variant("htr").text  # the box shows the raw text again
+    assert "status: <b>rejected</b>" in row.header.value and panel.current == panel.order[1]
+    assert "line 1: rejected" in panel.message.value and first not in panel.message.value  # no internal id
+    on_disk = load_run(saved).document
+    assert next(l for l in on_disk.pages[0].lines if l.id == first).current().origin == "human"
+
+    third = panel.order[2]
+    decide(document, third, "accept")  # from code, not from the panel
+    assert "status: <b>accepted</b>" in panel.rows[third].header.value
+    assert next(l for l in load_run(saved).document.pages[0].lines if l.id == third).text == lines[third].text
+
+    panel.key("j")
+    assert panel.current == third
+    panel.key("k")
+    panel.rows[panel.current].text.value = "typed by hand"  # Enter in the text box: an edit
+    assert lines[panel.order[1]].text == "typed by hand" and "edited" in panel.rows[panel.order[1]].header.value
+    assert panel.rows[panel.order[1]].text.value == "typed by hand"
+
+    undecided = sum(1 for it in panel.items() if it.decision is None)
+    panel.key("A")
+    assert undecided > 0 and f"accepted {undecided} remaining" in panel.message.value
+    reloaded = load_run(saved)
+    assert all(l.current().origin == "human" for l in reloaded.document.pages[0].lines)
+    assert ReviewPanel(reloaded.document, only="undecided").rows == {}  # a restart shows them decided
+
+
+def test_review_rows_show_crop_reference_and_line_cer(corrected):
+    from biqe_lab.workbench import ReviewPanel, review_items
+    from biqe_lab.workbench.review import line_cer
+
+    document, first, _second, fixed = corrected
+    item = next(it for it in review_items(document) if it.line_id == first)
+    line = document.pages[0].lines[0]
+    assert item.cer_raw == line_cer(line.reference, item.raw) and item.cer_corrected == line_cer(line.reference, fixed)
+    panel = ReviewPanel(document.model_copy(deep=True), only="changed")
+    row = panel.rows[first]
+    assert row.crop.value[:2] == b"\xff\xd8" and "reference:" in row.body.value  # a JPEG crop
+    assert "CER " in row.header.value and "→" in row.header.value
+    static = panel.static_html()
+    assert "data:image/jpeg;base64," in static and "ref:" in static
+    least = review_items(document, "least_confident", n=3)
+    confidences = [it.confidence for it in least]
+    assert len(least) == 3 and confidences == sorted(confidences)
+    assert max(confidences) <= min(it.confidence for it in review_items(document) if it.confidence is not None
+                                   and it.line_id not in {x.line_id for x in least})
+
+
+def test_confidence_shading():
+    from biqe_lab.workbench import confidence_html
+
+    out = confidence_html("abc", [0.9, 0.3, 0.95], threshold=0.8)
+    assert out.count("lowconf") == 1 and 'title="confidence 0.30"' in out and out.startswith("a")
+    assert confidence_html("a<b", None) == "a&lt;b"
+
+
+def _no_ground_truth(document):
+    doc = document.model_copy(deep=True)
+    for page in doc.pages:
+        page.ground_truth = None
+        for line in page.lines:
+            line.reference = None
+    return doc
+
+
+def test_everything_works_without_ground_truth(run, tmp_path):
+    from biqe_lab import workbench as wb
+
+    path = _no_ground_truth(run.document).save(tmp_path / "new_pages.json")
+    bare = wb.load_run(path)
+    assert bare.htr is None and not bare.has_ground_truth
+    assert wb.dataset_table(bare)["note"].iloc[0] == "no ground truth"
+    assert wb.page_table(bare).empty and wb.line_table(bare).empty and wb.confusion_table(bare).empty
+    assert "no ground truth" in wb.worst_lines_html(bare)
+    for fig in (wb.cer_per_page(wb.page_table(bare)), wb.raw_vs_corrected(wb.page_table(bare)),
+                wb.cer_vs_confidence(wb.line_table(bare))):
+        assert fig.axes
+    viewer = wb.PageViewer(bare.document)
+    viewer.select_line(bare.document.pages[0].lines[1].id)
+    assert "line 2" in viewer.detail.value and "reference:" not in viewer.detail.value
+    panel = wb.ReviewPanel(bare.document, only="all", save_to=path)
+    assert "no reference" in next(iter(panel.rows.values())).header.value
+    panel.key("a")
+    assert wb.load_run(path).document.pages[0].lines[0].current().origin == "human"
+    metrics = wb.write_run_outputs(bare, tmp_path / "out", formats=("pagexml",))
+    assert metrics["evaluation"] is None and metrics["provenance"]["engine"] == "tesseract"
+    assert (tmp_path / "out" / "review.csv").read_text().count("\n") == len(bare.document.pages[0].lines) + 1
+
+
+def test_search_hits_on_a_fixture():
+    from biqe_lab import Document, ImageRef, Line, Page, Producer, TextVariant
+    from biqe_lab.workbench import search
+
+    def line(y, text):
+        l = Line(baseline=[(0, y + 9), (90, y + 9)], polygon=[(0, y), (90, y), (90, y + 10), (0, y + 10)])
+        l.add_variant(TextVariant(text=text, origin="htr", producer=Producer(engine="t")))
+        return l
+
+    pages = [Page(name=f"p{i}", image=ImageRef(path="x.png", width=100, height=100, sha256="0" * 64),
+                  lines=[line(0, a), line(20, b)]) for i, (a, b) in enumerate([("Le chat dort", "la Chatte"),
+                                                                              ("rien ici", "chat, chat")])]
+    doc = Document(name="fixture", pages=pages)
+    hits = search(doc, "chat")
+    assert [(h.page, h.index, h.spans) for h in hits] == [("p0", 1, [(3, 7)]), ("p0", 2, [(3, 7)]),
+                                                          ("p1", 2, [(0, 4), (6, 10)])]
+    assert [h.page for h in search(doc, "Chat", case=True)] == ["p0"]
+    assert [(h.page, h.index) for h in search(doc, r"\bchat\b", regex=True)] == [("p0", 1), ("p1", 2)]
+    assert search([doc, doc], "rien")[1].document == "fixture"  # a batch: several documents
+    with pytest.raises(InputError, match="not valid"):
+        search(doc, "(", regex=True)
+
+
+def test_viewer_search_outlines_hits_and_least_confident_filter(run):
+    from biqe_lab.workbench import PageViewer
+
+    viewer = PageViewer(run.document, width=500)
+    word = run.document.pages[0].lines[0].text.split()[0]
+    before = viewer.image.value
+    hits = viewer.run_search(word)
+    assert hits and viewer.image.value != before and "line 1" in viewer.hits_box.value
+    assert "data:image/jpeg;base64," in viewer.hits_box.value and "<mark>" in viewer.hits_box.value
+    viewer.show.value = 5
+    numbers = [label.split()[0] for label, value in viewer.lines.options if value]
+    confidences = [float(label.split()[1]) for label, value in viewer.lines.options if value]
+    assert len(numbers) == 5 and confidences == sorted(confidences)
+    viewer.run_search("(", regex=True)
+    assert "not valid" in viewer.hits_box.value
 
 
 # -- batch: parameters and grids (no kernel) -----------------------------------------------------------
@@ -319,6 +488,32 @@ def test_every_notebook_runs_under_nbval(tmp_path, sample_dir, datasets):
     assert re.search(r"\d+ passed", result.stdout) and "failed" not in result.stdout
     assert (tmp_path / "out" / "run_dataset" / "metrics.json").is_file()
     assert (tmp_path / "out" / "02_correction_review" / "document.json").is_file()
+
+
+@pytest.mark.slow
+def test_every_notebook_runs_on_a_document_without_references(tmp_path, run):
+    """A saved document.json with no ground truth (a job's output on new pages) through every notebook (nbval)."""
+    import papermill
+
+    path = _no_ground_truth(run.document).save(tmp_path / "new_pages.json")
+    copies = []
+    for nb in NOTEBOOKS:
+        params = {"document": str(path), "output_dir": str(tmp_path / "out" / nb.stem)}
+        declared = papermill.inspect_notebook(str(nb))
+        assert set(params) <= set(declared), nb.name
+        copy = tmp_path / nb.name
+        papermill.iorw.write_ipynb(papermill.parameterize.parameterize_notebook(
+            papermill.iorw.load_notebook_node(str(nb)), params), str(copy))
+        copies.append(copy)
+    result = subprocess.run([sys.executable, "-m", "pytest", "--nbval-lax", "--nbval-current-env", "-q",
+                             "-p", "no:cacheprovider", "--nbval-cell-timeout", "300", *map(str, copies)],
+                            capture_output=True, text=True, cwd=tmp_path, timeout=900)
+    assert result.returncode == 0, result.stdout[-4000:]
+    assert re.search(r"\d+ passed", result.stdout) and "failed" not in result.stdout
+    metrics = json.loads((tmp_path / "out" / "run_dataset" / "metrics.json").read_text())
+    assert metrics["evaluation"] is None and metrics["provenance"]["engine"] == "tesseract"
+    reviewed = Document.load(path)  # notebook 02 saved its decisions back into the document it opened
+    assert sum(1 for l in reviewed.pages[0].lines if l.current().origin == "human") == 2
 
 
 @pytest.mark.slow

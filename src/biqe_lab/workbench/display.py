@@ -1,4 +1,4 @@
-"""Showing tables, figures and widgets in a notebook so headless runs (papermill) keep the same pictures."""
+"""Showing tables, figures, notes and provenance in a notebook so headless runs (papermill) keep the same pictures."""
 from __future__ import annotations
 
 import base64
@@ -13,12 +13,14 @@ from PIL import Image
 
 from ..ingest import open_image
 from ..model import Document
-from .overlay import crop_line, png_bytes
+from .overlay import crop_line, jpeg_bytes, png_bytes
 from .review import diff_html
 from .tables import worst_lines as _worst_lines
 from .runs import Run
 
-PERCENT_COLUMNS = ("CER", "WER", "CER corrected", "WER corrected", "share of errors")
+PERCENT_COLUMNS = ("CER", "WER", "CER corrected", "WER corrected", "share of errors", "CER raw")
+NO_GROUND_TRUTH_HTML = ("<p class='meta'><b>no ground truth</b>: these pages have no reference text, so nothing is "
+                        "scored; the viewer and the review panel work as usual.</p>")
 
 
 def _display(obj) -> None:
@@ -74,6 +76,33 @@ def show_table(df: pd.DataFrame, title: str = "", percent: Iterable[str] = PERCE
     _display(Static(head + table_html(df, percent), text=df.to_string(index=False)))
 
 
+def show_notes(runs: Union[Run, list[Run]]) -> None:
+    """What a reader must know before trusting the scores: no ground truth, lines without reference,
+    pages the model was trained on (one line each; nothing when all is plain)."""
+    from ..evaluation import training_note
+
+    notes = []
+    for run in [runs] if isinstance(runs, Run) else list(runs):
+        label = f"{run.dataset} · {run.tier}"
+        if run.htr is None:
+            notes.append(f"{label}: no ground truth, so nothing is scored (the viewer and the review work as usual)")
+            continue
+        if run.htr.coverage_note():
+            notes.append(f"{label}: {run.htr.coverage_note()}")
+        if training_note(run.training):
+            notes.append(f"{label}: {training_note(run.training)}")
+    if notes:
+        show_html("".join(f"<p class='meta' style='color:#8a4b00'><b>Note:</b> {html.escape(n)}</p>" for n in notes))
+
+
+def show_provenance(run: Run) -> None:
+    """The run's provenance (engine, model and sha256, version and commit, preset, steps and times)."""
+    from .report import provenance, provenance_html
+
+    show_html("<h4>Provenance</h4>" + provenance_html(provenance(run.document, None if run.settings.get("document")
+                                                                   else run.config), run))
+
+
 def show_figure(fig: Figure, save_to: Union[str, Path, None] = None, dpi: int = 110) -> bytes:
     """Display a matplotlib figure as a PNG (the same bytes in Lab and in batch reports); optionally save it."""
     png = figure_png(fig, dpi)
@@ -101,6 +130,8 @@ def show_html(text: str) -> None:
 def worst_lines_html(runs: Union[Run, list[Run]], n: int = 8, origin: str = "htr") -> str:
     """The ``n`` worst lines: line image, reference, recognized text with its character diff, CER."""
     runs_list = [runs] if isinstance(runs, Run) else list(runs)
+    if all(r.htr is None for r in runs_list):
+        return NO_GROUND_TRUTH_HTML
     worst = _worst_lines(runs_list, n, origin)
     if not len(worst):
         return "<p>No line with at least 5 reference characters.</p>"
@@ -113,13 +144,11 @@ def worst_lines_html(runs: Union[Run, list[Run]], n: int = 8, origin: str = "htr
         line = next(l for l in page.lines if l.id == row["line_id"])
         if page.name not in images:
             images[page.name] = open_image(page.image)
-        crop = crop_line(page, line, images[page.name], height=40)
-        if crop.width > 900:
-            crop = crop.resize((900, max(1, round(crop.height * 900 / crop.width))))
+        crop = crop_line(page, line, images[page.name])  # colour, 64 px, the page's own pixels
         conf = "–" if pd.isna(row["confidence"]) else f"{row['confidence']:.2f}"
         rows.append(
             f"<tr><td>{html.escape(row['page'])}<br>line {row['line']}<br>CER <b>{row['CER']:.0%}</b>"
-            f"<br>conf. {conf}</td><td>{img_tag(png_bytes(crop), 'line image', 'max-width:100%')}"
+            f"<br>conf. {conf}</td><td>{img_tag(jpeg_bytes(crop, 90), 'line image', 'max-width:100%;height:auto', 'image/jpeg')}"
             f"<div style='font-family:monospace'><span style='color:#555'>ref:</span> {html.escape(row['reference'])}"
             f"<br><span style='color:#555'>htr:</span> "
             f"{html.escape(row['recognized']) or '<i style=color:#888>(nothing recognized)</i>'}"
@@ -132,3 +161,34 @@ def show_worst_lines(runs: Union[Run, list[Run]], n: int = 8, origin: str = "htr
     from .review import DIFF_KEY
 
     show_html(f"<h4>The {n} worst lines</h4>" + DIFF_KEY + worst_lines_html(runs, n, origin))
+
+
+def review_html(run: Run, limit: Optional[int] = 150, csv: str = "", threshold: float = 0.8) -> str:
+    """Every line of the run for review (crop, raw with confidence shading, diff, reference, CER, status).
+
+    Past ``limit`` lines the table says how many more there are and links ``csv`` (the run's review.csv).
+    """
+    from .review import review_items, review_table_html
+
+    items = review_items(run.document)
+    shown = items if limit is None else items[:limit]
+    pages = {p.name: p for p in run.document.pages}
+    images: dict[str, Image.Image] = {}
+    tags = {}
+    for it in shown:
+        page = pages[it.page]
+        if page.name not in images:
+            images[page.name] = open_image(page.image)
+        line = next(l for l in page.lines if l.id == it.line_id)
+        tags[it.line_id] = img_tag(jpeg_bytes(crop_line(page, line, images[page.name]), 90), f"line {it.index}",
+                                   "max-width:100%;height:auto", "image/jpeg")
+    return review_table_html(items, limit, tags, threshold, more_link=csv)
+
+
+def show_review(run: Run, limit: Optional[int] = 150, csv: str = "", threshold: float = 0.8) -> None:
+    """Display :func:`review_html` under a title that says how many lines there are."""
+    from .review import CONFIDENCE_KEY
+
+    total = sum(len(p.lines) for p in run.document.pages)
+    shown = total if limit is None else min(total, limit)
+    show_html(f"<h4>Review: {shown} of {total} lines</h4>" + CONFIDENCE_KEY + review_html(run, limit, csv, threshold))

@@ -1,4 +1,4 @@
-"""Matplotlib figures of an evaluation: CER per page, character confusions, CER vs line confidence."""
+"""Matplotlib figures of an evaluation: CER per page, raw vs corrected per page, character confusions, CER vs confidence."""
 from __future__ import annotations
 
 import math
@@ -137,4 +137,33 @@ def cer_vs_confidence(lines: pd.DataFrame, bins: int = 5) -> Figure:
     ax.set_title(title + (f" (Pearson r = {corr:.2f}, {len(data)} lines)" if not math.isnan(corr) else ""),
                  loc="left")
     ax.legend(fontsize=8, loc="upper right")
+    return fig
+
+
+def raw_vs_corrected(pages: pd.DataFrame) -> Figure:
+    """Per page, the CER of the raw recognition beside the CER after correction (paired bars)."""
+    title = "CER per page: raw recognition vs after correction"
+    if not len(pages):
+        return _empty("no ground truth: nothing to score", title)
+    if "CER corrected" not in pages or pages["CER corrected"].isna().all():
+        return _empty("no correction ran: only the raw recognition was scored", title)
+    labels = [p if len(p) <= 30 else p[:28] + "…" for p in pages["page"]]
+    height = min(14.0, 1.8 + 0.45 * len(pages))
+    fig = Figure(figsize=(8, height), layout="constrained")
+    ax = fig.add_subplot()
+    ys = list(range(len(pages)))[::-1]
+    raw, fixed = pages["CER"].astype(float), pages["CER corrected"].astype(float)
+    ax.barh([y + 0.2 for y in ys], raw, height=0.4, color="#7f7f7f", label="raw recognition (htr)")
+    ax.barh([y - 0.2 for y in ys], fixed, height=0.4, color="#2ca02c", label="after correction")
+    top = max(0.05, float(max(raw.max(), fixed.max())) * 1.25)
+    for y, a, b in zip(ys, raw, fixed):
+        delta = b - a
+        ax.text(max(a, b) + top * 0.01, y, f"{a:.1%} → {b:.1%} ({delta:+.1%})", va="center", fontsize=8,
+                color="#060" if delta < 0 else ("#a00" if delta > 0 else "#555"))
+    ax.set_yticks(ys, labels, fontsize=8)
+    ax.set_xlim(0, top)
+    ax.xaxis.set_major_formatter(PercentFormatter(1.0))
+    ax.set_xlabel("character error rate (NFC, corpus totals per page)")
+    ax.legend(fontsize=8, loc="lower right")
+    ax.set_title(title, loc="left")
     return fig

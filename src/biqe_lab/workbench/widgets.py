@@ -134,7 +134,7 @@ class PageViewer:
                                   layout=w.Layout(flex_flow="row wrap"))])
         side = w.VBox([w.HTML(_MONO_CSS + "<b>lines</b> (number, confidence, text): click one to outline it"),
                        self.lines, self.detail, self.hits_box],
-                      layout=w.Layout(width="560px", min_width="360px", overflow_x="auto"))
+                      layout=w.Layout(width="560px", min_width="360px", overflow="auto"))
         self.widget = w.VBox([controls, self.legend, w.HBox([self.image, side])])
         self._fill_lines()
         self.render()
@@ -365,9 +365,18 @@ class _ReviewRow:
         (self.widget.add_class if current else self.widget.remove_class)("biqe-current")
 
     def on_accept(self, _button=None) -> None:
-        """Click handler: write the text box's content back to the document as an accepted human variant."""
+        """Click handler: keep the text box's content as an accepted human variant.
+
+        The box's edit was saved already when it lost focus (then nothing more is written);
+        after a reject the box holds the raw text, and accept takes the correction instead.
+        """
         self.panel.select(self.item.line_id)
-        self.panel.decide(self.item.line_id, "accept", self.text.value)
+        text: Optional[str] = self.text.value
+        if self.item.decision == "edited" and text == self.item.standing:
+            return
+        if self.item.decision == "rejected" and text == self.item.standing:
+            text = None
+        self.panel.decide(self.item.line_id, "accept", text)
 
     def on_reject(self, _button=None) -> None:
         """Click handler: confirm the raw recognition as an accepted human variant."""
@@ -544,7 +553,7 @@ class ReviewPanel:
             if key == "r":
                 self.decide(self.current, "reject")
             else:
-                self.decide(self.current, "accept", row.text.value)
+                row.on_accept()
             self.move(1)
 
     def _on_key_message(self, _widget, content, _buffers) -> None:

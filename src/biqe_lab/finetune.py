@@ -313,6 +313,24 @@ def fine_tune(run: FineTuneRun, log: Callable[[str], None] = print) -> dict:
     return {"best_val_cer": best, "epochs": epoch, "steps": step}
 
 
+def export_checkpoint(output: Path, base_model: Path, target: Path) -> Path:
+    """The network of a run's ``checkpoint.pt`` (its latest step) as a kraken model file."""
+    import torch
+    from kraken.lib.codec import PytorchCodec
+    from kraken.models.writers import write_safetensors
+
+    state = torch.load(output / CHECKPOINT, weights_only=False, map_location="cpu")
+    model = load_base(base_model)
+    model.user_metadata.pop("port", None)
+    codec = PytorchCodec(state["codec"])
+    model.resize_output(len(codec.c2l) + 1, del_indices=set(range(len(codec.c2l) + 1, model.num_classes)))
+    model.add_codec(codec)
+    model.nn.load_state_dict(state["net"])
+    target.unlink(missing_ok=True)
+    write_safetensors([model], target)
+    return target
+
+
 def _save_best(model, output: Path, write) -> None:
     target = output / BEST
     tmp = output / "best.saving.safetensors"

@@ -122,6 +122,64 @@ def test_step_keeps_every_line_and_records_reasons():
     assert doc.processing[-1].step == "correction" and doc.processing[-1].settings["tier"] == "best"
 
 
+class CrashingBackend(ScriptedBackend):
+    """A back-end whose library fails in its own way (a local LM out of memory, a client bug)."""
+
+    def propose(self, lines, preset):
+        raise RuntimeError("CUDA out of memory")
+
+
+def test_a_crashing_backend_is_an_engine_error_and_the_lines_keep_their_htr_text():
+    texts = ["le premier jour", "nous sommes partis"]
+    page = make_page(texts)
+    corrector = Corrector("balanced", CrashingBackend({}), load_preset("french_20c_notes"))
+    doc = correct_document(Document(pages=[page]), corrector)  # the document lives on
+    assert [l.text for l in page.lines] == texts
+    assert all(r.status == "rejected" and r.reason.startswith("engine_error:") and "out of memory" in r.reason
+               for r in review(doc))
+    assert any("correction (balanced) failed, HTR text kept" in w for w in page.warnings)
+
+
+# -- preset=auto: chosen from the recognized text -------------------------------------------------------
+FRENCH = ["nous sommes partis de la gare vers le soir avec les amis de mon père",
+          "le voyage fut long mais la campagne était belle sous la pluie et le vent",
+          "nous arrivâmes enfin à la maison où ma mère nous attendait depuis le matin"]
+ENGLISH = ["we have received your kind letter and thank you for the memorial of our friend",
+           "she was always generous to the students and the university will remember her",
+           "with sincere sympathy and the respect of all who knew her in these years"]
+LATIN = ["in nomine domini nostri ihesu christi et beate marie uirginis omnium sanctorum",
+         "quod autem dicitur ab apostolo est quia omnis homo peccator est et indiget gratia dei",
+         "incipit liber primus de natura rerum et de ordine mundi secundum philosophos",
+         "quia sicut dicit augustinus in libro de ciuitate dei omnis anima est"]
+
+
+@pytest.mark.parametrize("texts, expected", [(FRENCH, "french_20c_notes"), (ENGLISH, "english_19_20c_letters"),
+                                             (LATIN, "medieval_latin"), (["le jour"], "generic_historical"),
+                                             (["xqh zzvt kkrd wpq bbx " * 8], "generic_historical")])
+def test_auto_chooses_the_preset_of_the_text_and_says_why(texts, expected):
+    from biqe_lab.correction.auto import choose_preset
+
+    choice = choose_preset(texts)
+    assert choice.preset == expected, choice.summary()
+    assert choice.reason and set(choice.rates) == {"french_20c_notes", "english_19_20c_letters", "medieval_latin"}
+
+
+def test_auto_correction_step_records_its_choice_per_page():
+    from biqe_lab.correction.auto import AutoCorrector
+    from biqe_lab.pipeline import load_corrector as cached
+
+    auto = AutoCorrector("cheap", cached)
+    pages = [make_page(["le jour"], name="short"), make_page(FRENCH, name="french")]
+    for page in pages:
+        auto.correct(page)
+    assert auto.chosen == {"short": "generic_historical", "french": "french_20c_notes"}  # evidence grows
+    info = auto.describe()
+    assert info["settings"]["preset"] == "auto" and info["settings"]["preset_choice"]["final"]["preset"] == \
+        "french_20c_notes"
+    assert "preset auto chose" in info["warnings"][-1] and "french_20c_notes for 1 page" in info["warnings"][-1]
+    assert json.loads(pages[1].lines[0].tags["correction"])["preset"] == "french_20c_notes"
+
+
 def test_review_gives_a_character_diff_and_provenance():
     page = make_page(["nous sommes arrivés à la maisen"])
     backend = ScriptedBackend({"line_0": ["nous sommes arrivés à la maison"]})

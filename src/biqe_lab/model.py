@@ -226,11 +226,9 @@ class Document(BaseModel):
 
     def save(self, path: str | Path) -> Path:
         """Write the document as JSON (atomically: write then rename)."""
-        path = Path(path)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(self.model_dump_json(indent=1), encoding="utf-8")
-        tmp.replace(path)
-        return path
+        from .atomic import write_atomically
+
+        return write_atomically(path, self.model_dump_json(indent=1))
 
     @classmethod
     def load(cls, path: str | Path) -> "Document":

@@ -28,13 +28,13 @@ from PIL import Image
 from pydantic import BaseModel
 
 from .errors import BiqeError, ExportError, InputError
-from .export import write_atomically
+from .atomic import write_atomically
+from .defaults import DEFAULT_PDF_FORMAT, PDF_FORMATS
 from .geometry import Point, bbox, scale_points
 from .ingest import open_image
 from .model import Document, Line, Page
 from .version import __version__
 
-PDF_FORMATS = ("pdfa-2b", "pdfa-1b", "pdfa-3b", "pdf", "none")
 DEFAULT_DPI = 300.0  # page size of an image that declares no resolution: 300 dpi, a usual scanning resolution
 
 # Our format names -> OCRmyPDF's --output-type (its PDF/A outputs are the "b" conformance level).
@@ -57,7 +57,7 @@ class PdfJob:
     text_layers: list[OcrElement]  # one ("ocr_page") per page of image_pdf, in page order
 
 
-def export_pdf(document: Document, out_path: str | Path, pdf_format: str = "pdfa-2b",
+def export_pdf(document: Document, out_path: str | Path, pdf_format: str = DEFAULT_PDF_FORMAT,
                default_dpi: float = DEFAULT_DPI) -> Optional[Path]:
     """Write ``document`` as one searchable PDF at ``out_path``; returns the path (None for ``"none"``).
 

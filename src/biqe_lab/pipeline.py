@@ -2,14 +2,16 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Literal, Optional, Union
 
 from PIL import Image
 
-from .correction.presets import DEFAULT_PRESET
+from . import defaults
+from .defaults import (CORRECTION_TIERS, EXPORT_FORMATS, PDF_FORMATS, PIPELINE_STEPS,  # noqa: F401 - re-exported
+                       STEP_NEEDS, parse_steps)
 from .errors import BiqeError, CancelledError, InputError
 from .ingest import Source, ingest, open_image
 from .layout import LayoutStep, make_layout
@@ -22,60 +24,67 @@ from .safezip import ZipLimits
 if TYPE_CHECKING:
     from .correction import Corrector
 
-DEFAULT_ENGINE = "auto"  # the bundled handwriting model when the build has one, else tesseract
-PIPELINE_STEPS = ("layout", "recognition", "correction", "export")
-STEP_NEEDS = {"recognition": "layout", "correction": "recognition", "export": "layout"}
-CORRECTION_TIERS = ("none", "cheap", "balanced", "best")
+DEFAULT_ENGINE = defaults.DEFAULT_ENGINE
 
 
-def parse_steps(value: Union[str, tuple[str, ...], list[str], None]) -> tuple[str, ...]:
-    """``layout,recognition,...``: a subset of PIPELINE_STEPS, in that order, each with what it needs."""
-    if value is None or (isinstance(value, str) and not value.strip()):
-        return PIPELINE_STEPS
-    steps = tuple(s.strip() for s in (value.split(",") if isinstance(value, str) else value))
-    shown = ",".join(steps)
-    unknown = [s for s in steps if s not in PIPELINE_STEPS]
-    if unknown:
-        raise InputError(f"unknown pipeline step(s) {', '.join(map(repr, unknown))}; "
-                         f"choose from {','.join(PIPELINE_STEPS)}", field="pipeline_steps")
-    if len(set(steps)) != len(steps):
-        raise InputError(f"pipeline_steps {shown!r} names a step twice", field="pipeline_steps")
-    if list(steps) != sorted(steps, key=PIPELINE_STEPS.index):
-        raise InputError(f"pipeline_steps must be in the order {','.join(PIPELINE_STEPS)}; got {shown!r}",
-                         field="pipeline_steps")
-    for step in steps:
-        need = STEP_NEEDS.get(step)
-        if need and need not in steps:
-            raise InputError(f"pipeline step {step!r} needs {need!r}", field="pipeline_steps")
-    return steps
+def _choice(name: str, value: str, choices: tuple[str, ...], field: str) -> None:
+    if value not in choices:
+        raise InputError(f"unknown {name} {value!r}; choose one of {', '.join(choices)}", field=field)
 
 
 @dataclass(frozen=True)
 class PipelineConfig:
-    """Everything that chooses what the pipeline does; hashable so loaded models can be shared."""
+    """Everything that chooses what the pipeline does, with the one set of defaults every front-end starts from.
 
-    layout: str = "kraken"
+    The defaults (see :mod:`biqe_lab.defaults`) are the whole product: kraken layout, the bundled
+    handwriting model, cheap correction with the preset chosen from the text, PAGE + ALTO + PDF/A.
+    Front-ends change only what their user asked for. Hashable so loaded models can be shared.
+    """
+
+    layout: str = defaults.DEFAULT_LAYOUT
     layout_model: Optional[str] = None
-    engine: str = DEFAULT_ENGINE
+    engine: str = defaults.DEFAULT_ENGINE
     model: Optional[str] = None
-    languages: tuple[str, ...] = ("eng",)
-    device: str = "cpu"
-    batch_size: int = 8
+    languages: tuple[str, ...] = defaults.DEFAULT_LANGUAGES
+    device: str = defaults.DEFAULT_DEVICE
+    batch_size: int = defaults.DEFAULT_BATCH_SIZE
     on_page_error: Literal["raise", "record"] = "raise"
     limits: ZipLimits = field(default_factory=ZipLimits)
-    steps: tuple[str, ...] = PIPELINE_STEPS  # which of PIPELINE_STEPS run (export is the front-end's)
-    correction: str = "none"  # a tier of CORRECTION_TIERS; runs only when "correction" is in steps
-    preset: str = DEFAULT_PRESET  # the correction preset (document type)
+    steps: tuple[str, ...] = PIPELINE_STEPS  # which of PIPELINE_STEPS run (export: when run_pipeline gets `out`)
+    correction: str = defaults.DEFAULT_CORRECTION  # a tier of CORRECTION_TIERS; runs only when "correction" is in steps
+    preset: str = defaults.DEFAULT_PRESET  # "auto", a preset name, or a preset .toml file
+    formats: tuple[str, ...] = EXPORT_FORMATS  # XML exports
+    pdf: str = defaults.DEFAULT_PDF_FORMAT  # the searchable PDF ("none": no PDF)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "steps", parse_steps(self.steps))
-        if self.correction not in CORRECTION_TIERS:
-            raise InputError(f"unknown correction tier {self.correction!r}; choose one of "
-                             f"{', '.join(CORRECTION_TIERS)}", field="llm_tier")
+        object.__setattr__(self, "languages", defaults.languages_of(self.languages))
+        object.__setattr__(self, "formats", tuple(self.formats))
+        _choice("correction tier", self.correction, CORRECTION_TIERS, "llm_tier")
+        _choice("recognition engine", self.engine, defaults.ENGINES, "engine")
+        _choice("PDF format", self.pdf, PDF_FORMATS, "pdf_format")
+        for fmt in self.formats:
+            _choice("export format", fmt, EXPORT_FORMATS, "formats")
+        if self.on_page_error not in ("raise", "record"):
+            raise InputError(f"on_page_error must be 'raise' or 'record', not {self.on_page_error!r}")
 
     @property
     def corrects(self) -> bool:
         return "correction" in self.steps and self.correction != "none"
+
+    @property
+    def exports(self) -> bool:
+        return "export" in self.steps
+
+
+def configure(base: Optional[PipelineConfig] = None, **changes) -> PipelineConfig:
+    """The one place a front-end gets its PipelineConfig: the defaults (or ``base``) with what its user asked
+    for; a change of ``None`` means "not asked" and keeps the default."""
+    asked = {k: v for k, v in changes.items() if v is not None}
+    try:
+        return replace(base, **asked) if base is not None else PipelineConfig(**asked)
+    except TypeError as exc:
+        raise InputError(f"unknown pipeline setting: {exc}") from exc
 
 
 @dataclass
@@ -111,7 +120,7 @@ def load_recognizer(engine: str, model: Optional[str], languages: tuple[str, ...
                            keep_posteriors=keep_posteriors)
 
 
-@lru_cache(maxsize=4)
+@lru_cache(maxsize=8)
 def load_corrector(tier: str, preset: str) -> "Corrector":
     """The correction step of a tier and preset, loaded once per process."""
     from .correction import load_corrector as load
@@ -145,23 +154,32 @@ def steps_for(config: PipelineConfig) -> Steps:
         steps.recognizer = load_recognizer(engine, _resolved(model), config.languages, config.device,
                                            config.batch_size, keep_posteriors=config.corrects)
     if config.corrects:
-        steps.corrector = load_corrector(config.correction, config.preset)
+        if config.preset == defaults.AUTO_PRESET:  # chosen from the text: fresh per run (it holds the evidence)
+            from .correction.auto import AutoCorrector, candidates
+
+            for name in (*candidates(), defaults.FALLBACK_PRESET):  # a bad install fails before any input
+                load_corrector(config.correction, name)
+            steps.corrector = AutoCorrector(config.correction, load_corrector)
+        else:
+            steps.corrector = load_corrector(config.correction, config.preset)
     return steps
 
 
 def run_pipeline(source: Union[Source, Document], config: Optional[PipelineConfig] = None,
                  progress: Optional[Progress] = None, cancel: Optional[CancelToken] = None,
-                 workdir: Optional[Union[str, Path]] = None) -> Document:
-    """Ingest ``source`` (or take a Document), then run the configured steps on every page.
+                 workdir: Optional[Union[str, Path]] = None, out: Optional[Union[str, Path]] = None) -> Document:
+    """Ingest ``source`` (or take a Document), run the configured steps on every page, then export to ``out``.
 
-    The page-level steps are layout, recognition and correction (those of ``config.steps``);
-    export is left to the front-end (``export.export_document``).
+    The page-level steps are layout, recognition and correction (those of ``config.steps``).
+    Export is the last step, run when ``out`` is given: PAGE/ALTO (``config.formats``), the PDF
+    (``config.pdf``) and ``out/document.json``; without "export" in the steps only
+    ``document.json`` is written. Without ``out`` nothing is written (notebooks, evaluation).
 
     A page that fails raises (``on_page_error="raise"``) or is recorded on the page and in
     its warnings (``"record"``); it never silently disappears. Cancellation is checked
     between pages and steps.
     """
-    config = config or PipelineConfig()
+    config = config or configure()
     progress = progress or NullProgress()
     cancel = cancel or CancelToken()
     steps = steps_for(config)  # a bad configuration fails before any input is touched
@@ -191,16 +209,63 @@ def run_pipeline(source: Union[Source, Document], config: Optional[PipelineConfi
                 page.error = f"{exc.code}: {exc.message}"
                 page.warnings = [*page.warnings, f"page failed: {exc.message}"]
             progress.page_done(index)
+        for name, step, _ in running:
+            _record(document, config, name, step, started.get(name, now_iso()), timings[name])
+        if out is not None:
+            cancel.check("before export")
+            progress.step(max(len(document.pages) - 1, 0), document.name, "export")
+            export(document, out, config)
     finally:
         progress.finish()
-    for name, step, _ in running:
-        info = step.describe()
-        settings = dict(info["settings"])
-        if name == "recognition" and info["engine"] == "tesseract":
-            settings["languages"] = list(config.languages)
-        if info.get("warnings"):  # e.g. the `best` tier ran as `balanced`: front-ends show these
-            settings["warnings"] = list(info["warnings"])
-        document.record(ProcessingRecord(step=name, engine=info["engine"], version=info["version"],
-                                         settings=settings, started_at=started.get(name, now_iso()),
-                                         seconds=round(timings[name], 3)))
     return document
+
+
+def _record(document: Document, config: PipelineConfig, name: str, step, started: str, seconds: float) -> None:
+    info = step.describe()
+    settings = dict(info["settings"])
+    if name == "recognition" and info["engine"] == "tesseract":
+        settings["languages"] = list(config.languages)
+    if info.get("warnings"):  # e.g. the `best` tier ran as `balanced`, the preset auto chose: front-ends show these
+        settings["warnings"] = list(info["warnings"])
+    document.record(ProcessingRecord(step=name, engine=info["engine"], version=info["version"],
+                                     settings=settings, started_at=started, seconds=round(seconds, 3)))
+
+
+def export(document: Document, out: Union[str, Path], config: Optional[PipelineConfig] = None) -> dict[str, list[Path]]:
+    """The export step: ``config``'s formats and PDF into ``out`` (only document.json without "export" in its steps)."""
+    from .export import export_document
+
+    config = config or configure()
+    out = Path(out)
+    if not config.exports:
+        out.mkdir(parents=True, exist_ok=True)
+        return {"document": [document.save(out / "document.json")]}
+    return export_document(document, out, config.formats, pdf=config.pdf)
+
+
+def written_files(document: Document, out: Union[str, Path]) -> dict[str, list[Path]]:
+    """What the export step wrote into ``out`` (from its processing record), by format."""
+    out = Path(out)
+    found: dict[str, list[Path]] = {"document": [out / "document.json"]}
+    record = next((r for r in reversed(document.processing) if r.step == "export"), None)
+    if record is None:
+        return found
+    kept = [p for p in document.pages if p.error is None]
+    for fmt in record.settings.get("formats", []):
+        from .export import FORMATS
+
+        found[fmt] = [out / FORMATS[fmt][2] / f"{p.name}.xml" for p in kept]
+    if record.settings.get("pdf", "none") != "none":
+        found["pdf"] = [out / f"{document.name}.pdf"]
+    return found
+
+
+def document_warnings(document: Document) -> list[str]:
+    """Every warning of a processed document, once: its steps' (a tier that ran as another, the preset auto
+    chose), then its pages' (``page: warning``)."""
+    found: list[str] = []
+    for record in document.processing:
+        found += [str(w) for w in record.settings.get("warnings", []) if str(w) not in found]
+    for page in document.pages:
+        found += [f"{page.name}: {w}" for w in page.warnings if w not in found and f"{page.name}: {w}" not in found]
+    return found

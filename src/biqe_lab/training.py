@@ -286,3 +286,62 @@ def export_weights(checkpoint: Path, target: Path) -> Path:
         raise InputError(f"ketos convert failed for {checkpoint.name}: {proc.stderr[-1500:]}")
     tmp.replace(target)
     return target
+
+
+def train(data_dirs: Sequence[Path], out: Path, workdir: Optional[Path] = None, synthetic: int = 0,
+          base_model: Optional[str] = None, epochs: Optional[int] = None, spec: Optional[str] = None,
+          batch_size: int = 8, lrate: Optional[float] = None, threads: int = 2, fresh: bool = False,
+          log=print) -> str:
+    """Train (or fine-tune ``base_model``) a recognizer on ``data_dirs`` into ``out``, resumably; a summary line.
+
+    Splits, compiled datasets, checkpoints and logs go to ``workdir`` (default: ``out``'s name +
+    ``.work``). A PP-OCRv6 base model is fine-tuned by the plain CTC loop of
+    :mod:`biqe_lab.finetune`; any other by kraken's trainer (``epochs`` None: until converged).
+    """
+    base = None
+    if base_model:
+        from .model_registry import resolve_model
+
+        base = Path(resolve_model(base_model))
+        if not base.is_file():
+            raise InputError(f"base model {base_model!r} is neither a model file nor a name from the model "
+                             "registry (biqe-lab models list)")
+    out = Path(out)
+    work = Path(workdir) if workdir else out.with_name(out.stem + ".work")
+    work.mkdir(parents=True, exist_ok=True)
+    dirs = [Path(d) for d in data_dirs]
+    if synthetic > 0:
+        from .synthetic import write_synthetic_pages
+
+        synth = work / "synthetic"
+        if not any(synth.glob("*.xml")):
+            log(f"rendering about {synthetic} synthetic lines into {synth}")
+            write_synthetic_pages(synth, max(1, synthetic // 11), seed=0)
+        dirs.append(synth)
+    plan = plan_split(dirs)
+    write_split(plan, work / "split.json")
+    for split in SPLITS:
+        log(f"{split}: {len(plan.pages[split])} pages, {len(plan.lines[split])} line images")
+    datasets = compile_datasets(plan, work / "data", log=log)
+    from .finetune import FineTuneRun, fine_tune, is_ppocrv6
+
+    if base is not None and is_ppocrv6(base):  # the plain CTC loop (see biqe_lab.finetune)
+        if fresh:
+            (work / "checkpoints" / "checkpoint.pt").unlink(missing_ok=True)
+        ft = FineTuneRun(base_model=base, train=datasets["train"], validation=datasets["validation"],
+                         output=work / "checkpoints", epochs=epochs or 10, batch_size=batch_size,
+                         lrate=lrate or 1e-4, threads=threads, validate_every=200)
+        result = fine_tune(ft, log=log)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(ft.output / "best.safetensors", out)
+        return (f"model written to {out} (best validation CER {result['best_val_cer']:.2%}); "
+                f"held-out split in {work / 'split.json'}")
+    run = TrainingRun(datasets=datasets, output=work / "checkpoints", spec=spec or DEFAULT_SPEC, base_model=base,
+                      epochs=epochs or -1, batch_size=batch_size, lrate=lrate or 1e-3, threads=threads)
+    code = run_training(run, resume=not fresh, log=log)
+    best = best_checkpoint(run.output)
+    if best is None:
+        raise InputError(f"training ended (exit {code}) without a checkpoint; see {run.output / 'train.log'}")
+    export_weights(best[0], out)
+    return (f"model written to {out} (best validation accuracy {best[1]:.2%} from {best[0].name}); "
+            f"held-out split in {work / 'split.json'}")

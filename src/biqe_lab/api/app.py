@@ -12,13 +12,12 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..errors import BiqeError
-from ..pdf import PDF_FORMATS
-from ..pipeline import PIPELINE_STEPS
+from ..defaults import PDF_FORMATS, PIPELINE_STEPS
 from ..version import __version__
 from .dispatch import make_dispatcher
-from .jobs import OPTION_FIELDS, cancel_job, created_body, result_expired, result_path, submit_job
+from .jobs import OPTION_FIELDS, cancel_job, created_body, job_view, result_path, submit_job
 from .settings import Settings
-from .store import Store, result_url
+from .store import Store
 from .uploads import BodyLimit, read_upload
 from .validation import DEFAULT_LLM_TIER, DEFAULT_PDF_FORMAT, DEFAULT_PRESET, LLM_TIERS, PRESETS
 
@@ -102,23 +101,6 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def job_view(job: dict, store: Store) -> dict[str, Any]:
-    """The status body of a job (field names as published)."""
-    body: dict[str, Any] = {key: job[key] for key in (
-        "state", "page_count", "current_step", "created_at", "started_at", "finished_at", "expires_at",
-        "error_message", "warning_message")}
-    body = {"job_id": job["id"], **body}
-    expired = result_expired(job)
-    if job["state"] == "done" and not expired:
-        body["result_url"] = result_url(job)
-    body["result_expired"] = expired
-    body.update(llm_tier=job["llm_tier"], preset=job["preset"], pdf_format=job["pdf_format"],
-                pipeline_steps=job["pipeline_steps"].split(","))
-    if job["webhook_url"]:
-        body["webhook"] = store.webhook_summary(job["id"]) or {"attempts": 0, "last_status": None, "delivered": False}
-    return body
-
-
 # -- dependencies (all in one place) ----------------------------------------------------------------
 _api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="biqe_live_...")
 _bearer = HTTPBearer(auto_error=False, description="Authorization: Bearer biqe_live_...")
@@ -176,8 +158,8 @@ def install_error_translator(app: FastAPI) -> None:
 
 
 _FIELD_DOCS: dict[str, dict[str, Any]] = {
-    "llm_tier": {"description": " | ".join(LLM_TIERS), "default": DEFAULT_LLM_TIER, "examples": ["balanced"]},
-    "preset": {"description": "document type: " + ", ".join(PRESETS), "default": DEFAULT_PRESET,
+    "llm_tier": {"description": " | ".join(LLM_TIERS), "default": DEFAULT_LLM_TIER, "examples": [DEFAULT_LLM_TIER]},
+    "preset": {"description": "document type (auto: chosen from the recognized text): " + ", ".join(PRESETS), "default": DEFAULT_PRESET,
                "examples": [DEFAULT_PRESET]},
     "webhook_url": {"description": "HTTPS URL; empty = no callback", "default": "",
                     "examples": ["https://example.org/biqe-hook"]},
@@ -208,7 +190,7 @@ def create_app(settings: Optional[Settings] = None) -> FastAPI:
     app.state.store = Store(settings.db_url)
     app.state.dispatcher = make_dispatcher(settings, app.state.store)  # BIQE_QUEUE: local polling or Celery
     install_error_translator(app)
-    from .portal import router as portal_router  # the customer portal at /portal (imported here: it uses job_view)
+    from .portal import router as portal_router  # the customer portal at /portal
     app.include_router(portal_router)
 
     app.add_middleware(BodyLimit, settings=settings)  # 413 at the limit, chunked or not, before the route reads

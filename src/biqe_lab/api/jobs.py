@@ -1,4 +1,4 @@
-"""Job operations shared by the API routes and the portal: submit an upload, find a result file, cancel."""
+"""Job operations shared by the API routes and the portal: submit an upload, a job's view, find a result file, cancel."""
 from __future__ import annotations
 
 import hashlib
@@ -8,29 +8,17 @@ import shutil
 import uuid
 from datetime import timedelta
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
-from ..pdf import PDF_FORMATS
-from ..pipeline import parse_steps
+from ..defaults import PDF_FORMATS, parse_steps
 from .settings import Settings
-from .store import TERMINAL, NotFoundError, Store, iso, result_url, status_url, utcnow
+from ..errors import ResultGoneError, ResultNotReadyError
+from .store import TERMINAL, Store, iso, result_url, status_url, utcnow
 from .uploads import ReceivedUpload
 from .validation import (DEFAULT_LLM_TIER, DEFAULT_PDF_FORMAT, DEFAULT_PRESET, LLM_TIERS, PRESETS, check_choice,
                          check_webhook_url, stage_received)
 
 OPTION_FIELDS = ("llm_tier", "preset", "webhook_url", "pipeline_steps", "pdf_format")  # a submission's text fields
-
-
-class ResultNotReadyError(NotFoundError):
-    """The job has no result (yet, or ever: failed or cancelled)."""
-
-    code = "result_not_ready"
-
-
-class ResultGoneError(NotFoundError):
-    """The result expired and the sweeper deleted it."""
-
-    code = "result_expired"
 
 
 def submit_job(settings: Settings, store: Store, dispatcher, account: dict, upload: ReceivedUpload,
@@ -83,6 +71,23 @@ def created_body(job: dict) -> dict:
     return {"job_id": job["id"], "state": job["state"], "page_count": job["page_count"],
             "created_at": job["created_at"], "expires_at": job["expires_at"],
             "status_url": status_url(job), "result_url": result_url(job)}
+
+
+def job_view(job: dict, store: Store) -> dict[str, Any]:
+    """The status body of a job (field names as published)."""
+    body: dict[str, Any] = {key: job[key] for key in (
+        "state", "page_count", "current_step", "created_at", "started_at", "finished_at", "expires_at",
+        "error_message", "warning_message")}
+    body = {"job_id": job["id"], **body}
+    expired = result_expired(job)
+    if job["state"] == "done" and not expired:
+        body["result_url"] = result_url(job)
+    body["result_expired"] = expired
+    body.update(llm_tier=job["llm_tier"], preset=job["preset"], pdf_format=job["pdf_format"],
+                pipeline_steps=job["pipeline_steps"].split(","))
+    if job["webhook_url"]:
+        body["webhook"] = store.webhook_summary(job["id"]) or {"attempts": 0, "last_status": None, "delivered": False}
+    return body
 
 
 def result_expired(job: dict) -> bool:

@@ -1,4 +1,4 @@
-"""The customer portal at /portal: sign-in, API keys, webhook secret and deliveries, jobs and usage, as server-rendered pages."""
+"""The customer portal at /portal: sign-in, API keys, webhook secret and deliveries, jobs, a read-only result viewer, usage."""
 from __future__ import annotations
 
 import functools
@@ -15,8 +15,8 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from ..errors import BiqeError
-from ..pdf import PDF_FORMATS
+from ..errors import BiqeError, CsrfRefused
+from ..defaults import PDF_FORMATS
 from .settings import Settings
 from .jobs import OPTION_FIELDS, cancel_job, result_path, submit_job
 from .schema import api_keys as api_keys_table
@@ -56,13 +56,6 @@ templates = Jinja2Templates(directory=str(HERE / "templates"))
 
 class NotSignedIn(Exception):
     """No live session: the browser goes to the sign-in page."""
-
-
-class CsrfRefused(BiqeError):
-    """A form arrived without the right CSRF token (or from another site)."""
-
-    code = "csrf_refused"
-    http_status = 403
 
 
 # -- helpers --------------------------------------------------------------------------------------
@@ -382,7 +375,7 @@ def webhooks_redeliver(request: Request, delivery_id: int, csrf_token: str = For
 
 # -- Jobs --------------------------------------------------------------------------------------------
 def _jobs(request: Request, session: PortalSession) -> list[dict]:
-    from .app import job_view
+    from .jobs import job_view
 
     store = _store(request)
     rows = []
@@ -461,6 +454,102 @@ def jobs_result(request: Request, job_id: str) -> Response:
     path = result_path(_settings(request), _store(request), job_id, session.account_id)
     return FileResponse(path, media_type="application/zip", filename=f"{job_id}.zip",
                         headers={"Cache-Control": "no-store"})
+
+
+# -- the read-only result viewer ------------------------------------------------------------------------
+VIEW_IMAGE_WIDTH = 1600  # page images are sent downscaled to this width (JPEG)
+
+
+def _job_document(request: Request, job_id: str, account_id: str):
+    """The job's document.json, read from its result ZIP (the same checks as the download: done, not expired)."""
+    import zipfile
+
+    from ..model import Document
+
+    path = result_path(_settings(request), _store(request), job_id, account_id)
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return Document.model_validate_json(archive.read("document.json"))
+    except (KeyError, OSError, ValueError, zipfile.BadZipFile) as exc:
+        raise NotFoundError(f"the result of job {job_id} holds no readable document.json") from exc
+
+
+def _page_image_path(request: Request, job_id: str, page) -> Optional[Path]:
+    """The page's image if it is still inside the job's own folder on the server (never any other path)."""
+    folder = (_settings(request).jobs_dir / job_id).resolve()
+    try:
+        path = Path(page.image.path).resolve()
+    except (OSError, ValueError):
+        return None
+    return path if path.is_relative_to(folder) and path.is_file() else None
+
+
+def _points(points) -> str:
+    return " ".join(f"{x:.1f},{y:.1f}" for x, y in points)
+
+
+@router.get("/jobs/{job_id}/view")
+@page
+def jobs_view(request: Request, job_id: str, page: int = 1, q: str = "", regex: str = "") -> Response:
+    """A job's result, read-only: the page image with its line outlines, the text beside it, search."""
+    from ..workbench.search import marked_html, search
+
+    session = current_session(request)
+    document = _job_document(request, job_id, session.account_id)
+    if not document.pages:
+        raise NotFoundError(f"the result of job {job_id} has no page")
+    index = min(max(page, 1), len(document.pages)) - 1
+    current = document.pages[index]
+    hits, search_error = [], None
+    query = q.strip()[:200]
+    if query:
+        try:
+            hits = search(document, query, regex=bool(regex))
+        except BiqeError as exc:
+            search_error = exc.message
+    on_page = {h.line_id: h for h in hits if h.page == current.name}
+    lines = [{"number": n, "id": line.id, "points": _points(line.polygon), "baseline": _points(line.baseline),
+              "text": line.text, "html": marked_html(line.text, on_page[line.id].spans) if line.id in on_page else None,
+              "hit": line.id in on_page,
+              "confidence": (line.variant("htr").confidence if line.variant("htr") else None)}
+             for n, line in enumerate(current.lines, start=1)]
+    pages_with_hits: dict[int, int] = {}
+    names = [p.name for p in document.pages]
+    for h in hits:
+        pages_with_hits[names.index(h.page) + 1] = pages_with_hits.get(names.index(h.page) + 1, 0) + 1
+    job = _store(request).job(job_id, session.account_id)
+    return render(request, "viewer.html", session=session, section="jobs", title=f"Result of {job_id[:8]}",
+                  job=job, job_id=job_id, document=document, page=current, page_number=index + 1,
+                  pages=[(i + 1, p.name, len(p.lines)) for i, p in enumerate(document.pages)],
+                  lines=lines, has_image=_page_image_path(request, job_id, current) is not None,
+                  query=query, regex=bool(regex), hits=hits, hit_count=len(hits), pages_with_hits=pages_with_hits,
+                  search_error=search_error, processing=document.processing)
+
+
+@router.get("/jobs/{job_id}/pages/{number}/image")
+@page
+def jobs_page_image(request: Request, job_id: str, number: int) -> Response:
+    """A page image of a job's result, downscaled (JPEG), for the viewer."""
+    import io
+
+    from PIL import Image
+
+    from ..ingest import open_image
+
+    session = current_session(request)
+    document = _job_document(request, job_id, session.account_id)
+    if not 1 <= number <= len(document.pages):
+        raise NotFoundError(f"job {job_id} has no page {number}")
+    page_ = document.pages[number - 1]
+    path = _page_image_path(request, job_id, page_)
+    if path is None:
+        raise NotFoundError(f"the image of page {number} of job {job_id} is no longer on the server")
+    image = open_image(page_.image.model_copy(update={"path": str(path)})).convert("RGB")
+    if image.width > VIEW_IMAGE_WIDTH:
+        image = image.resize((VIEW_IMAGE_WIDTH, round(image.height * VIEW_IMAGE_WIDTH / image.width)), Image.LANCZOS)
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=85)
+    return _headers(Response(buffer.getvalue(), media_type="image/jpeg"))
 
 
 @router.post("/jobs/{job_id}/cancel")

@@ -18,6 +18,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError  # noqa: F401 - what a duplicate raises, on every database
 
+from ..errors import AuthError, ConflictError, NotFoundError  # noqa: F401 - raised here, defined in errors
 from ..errors import BiqeError, InputError
 from .db import make_engine, upgrade as migrate
 from .schema import accounts, api_keys, delivery_attempts, jobs, usage, webhook_deliveries
@@ -35,27 +36,6 @@ TRANSITIONS: frozenset[tuple[str, str]] = frozenset({
     ("processing", "cancelled"),
     ("processing", "queued"),      # its worker died (stale heartbeat) or shut down: run it again
 })
-
-
-class AuthError(BiqeError):
-    """The request carries no API key, or one that is unknown or revoked."""
-
-    code = "unauthorized"
-    http_status = 401
-
-
-class NotFoundError(BiqeError):
-    """Unknown job (or another account's: the answer is the same)."""
-
-    code = "not_found"
-    http_status = 404
-
-
-class ConflictError(BiqeError):
-    """The request conflicts with the job's state (cancel a finished job, reuse an idempotency key)."""
-
-    code = "conflict"
-    http_status = 409
 
 
 def utcnow() -> datetime:

@@ -13,6 +13,7 @@ from typing import Optional
 
 from sqlalchemy import delete, insert, or_, select, update
 
+from ..errors import SignInError, TooManyAttemptsError  # noqa: F401 - raised here, defined in errors
 from ..errors import BiqeError, InputError
 from .schema import accounts, login_failures, portal_sessions, users
 from .store import IntegrityError, Store, hash_key, iso, utcnow
@@ -27,20 +28,6 @@ SESSION_HOURS = 12.0
 MAX_FAILURES = 5
 MAX_ADDRESS_FAILURES = 50
 FAILURE_WINDOW_S = 15 * 60
-
-
-class TooManyAttemptsError(BiqeError):
-    """Too many failed sign-ins for one email from one address: wait before trying again."""
-
-    code = "too_many_attempts"
-    http_status = 429
-
-
-class SignInError(BiqeError):
-    """Unknown email or wrong password (the message never says which)."""
-
-    code = "sign_in_failed"
-    http_status = 401
 
 
 def hash_password(password: str) -> str:

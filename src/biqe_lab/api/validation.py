@@ -13,8 +13,8 @@ from typing import BinaryIO, Optional
 import httpx
 from PIL import Image, UnidentifiedImageError
 
-from ..correction import TIERS
-from ..correction.presets import DEFAULT_PRESET, preset_names
+from ..defaults import (CORRECTION_TIERS, DEFAULT_CORRECTION, DEFAULT_PDF_FORMAT, DEFAULT_PRESET,  # noqa: F401
+                        PDF_FORMATS, preset_choices)
 from ..errors import (ArchiveTooLargeError, BiqeError, GroundTruthError, ImageDecodeError, ImageTooLargeError,
                       InputError, NoImagesError)
 from ..errors import UploadTooLargeError  # noqa: F401 - where callers of this module found it before
@@ -23,10 +23,10 @@ from ..safezip import ZipLimits, extract_zip
 from .settings import Settings
 from .uploads import ReceivedUpload, SpoolFile, new_upload_folder
 
-LLM_TIERS = TIERS
-DEFAULT_LLM_TIER = "balanced"
-PRESETS = tuple(preset_names())  # the correction presets shipped in the package (biqe-lab presets list)
-DEFAULT_PDF_FORMAT = "pdfa-2b"
+# The API's names for the choices of biqe_lab.defaults (the published field names: llm_tier, preset, pdf_format).
+LLM_TIERS = CORRECTION_TIERS
+DEFAULT_LLM_TIER = DEFAULT_CORRECTION
+PRESETS = preset_choices()  # "auto" and the correction presets shipped in the package (biqe-lab presets list)
 
 
 def check_choice(name: str, value: Optional[str], choices: tuple[str, ...], default: str) -> str:

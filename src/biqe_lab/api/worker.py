@@ -14,16 +14,14 @@ import threading
 import time
 import uuid
 import zipfile
-from dataclasses import replace
 from pathlib import Path
 from typing import Optional
 
 import httpx
 
 from ..errors import BiqeError, CancelledError, InputError
-from ..export import export_document
 from ..ingest import ingest
-from ..pipeline import PipelineConfig, run_pipeline, steps_for
+from ..pipeline import PipelineConfig, configure, document_warnings, run_pipeline, steps_for
 from ..progress import CancelToken
 from .dispatch import LocalDispatcher
 from .settings import Settings
@@ -32,10 +30,6 @@ from .validation import parse_webhook_url, public_addresses, webhook_host, webho
 
 log = logging.getLogger("biqe_lab.worker")
 
-# What a job runs with: kraken layout, the bundled recognizer (tesseract when none ships) with
-# the languages of the shared collections. Pages must all succeed for a job to be done.
-DEFAULT_CONFIG = PipelineConfig(layout="kraken", engine="auto", languages=("fra", "lat", "eng"),
-                                on_page_error="raise")
 LAYOUT_ONLY_WARNING = "recognition was not requested: the lines carry no text"
 
 
@@ -60,7 +54,7 @@ class JobProgress:
         self.total = total_pages
 
     def step(self, page_index: int, page_name: str, step: str) -> None:
-        label = f"{step} (page {page_index + 1}/{self.total}: {page_name})"
+        label = "export" if step == "export" else f"{step} (page {page_index + 1}/{self.total}: {page_name})"
         if self.store.heartbeat(self.job["id"], self.job["worker_id"], label) != "processing":
             self.cancel.cancel()
 
@@ -157,10 +151,10 @@ class Worker:
         self.dispatcher.reconcile()
 
     def job_config(self, job: dict) -> PipelineConfig:
-        """The worker's configuration with the job's steps, correction tier and preset."""
+        """The worker's configuration with the job's steps, correction tier, preset and PDF format."""
         steps = tuple(job["pipeline_steps"].split(","))
-        return replace(self.config, steps=steps, preset=job["preset"],
-                       correction=job["llm_tier"] if "correction" in steps else "none")
+        return configure(self.config, steps=steps, preset=job["preset"], pdf=job["pdf_format"],
+                         correction=job["llm_tier"] if "correction" in steps else "none")
 
     def process(self, job: dict) -> Optional[dict]:
         """Run one claimed job to done/failed (or drop it when cancelled meanwhile); return its final row."""
@@ -175,21 +169,10 @@ class Worker:
         try:
             filename = json.loads(job["options"] or "{}").get("filename", "scan.zip")
             document = ingest(folder / "input", with_ground_truth=True, name=_safe_name(filename))
-            document = run_pipeline(document, self.job_config(job),
-                                    progress=JobProgress(self.store, job, cancel), cancel=cancel)
-            cancel.check("before export")
-            warnings = [] if "recognition" in steps else [LAYOUT_ONLY_WARNING]
-            for record in document.processing:
-                warnings += [str(w) for w in record.settings.get("warnings", [])]
-            for page in document.pages:
-                warnings += [f"{page.name}: {w}" for w in page.warnings if w not in warnings]  # once per job
             shutil.rmtree(out, ignore_errors=True)  # a previous attempt's files
-            self.store.heartbeat(job["id"], job["worker_id"], "export")
-            if "export" in steps:
-                export_document(document, out, pdf=job["pdf_format"])
-            else:
-                out.mkdir(parents=True, exist_ok=True)
-                document.save(out / "document.json")
+            document = run_pipeline(document, self.job_config(job), out=out,
+                                    progress=JobProgress(self.store, job, cancel), cancel=cancel)
+            warnings = ([] if "recognition" in steps else [LAYOUT_ONLY_WARNING]) + document_warnings(document)
             cancel.check("before packing the result")
             _zip_folder(out, folder / "result.zip")
             row = self._finish(job, "done", warning_message="; ".join(warnings) or None,
@@ -371,11 +354,12 @@ class Worker:
 
 
 def worker_config(settings: Settings) -> PipelineConfig:
-    """DEFAULT_CONFIG with BIQE_PIPELINE_CONFIG's fields (e.g. tests: ground-truth layout and tesseract)."""
+    """The pipeline's defaults with BIQE_PIPELINE_CONFIG's fields (e.g. tests: ground-truth layout and tesseract).
+    Pages must all succeed for a job to be done."""
     try:
-        return replace(DEFAULT_CONFIG, **settings.pipeline_overrides)
-    except TypeError as exc:
-        raise InputError(f"BIQE_PIPELINE_CONFIG names an unknown PipelineConfig field: {exc}") from exc
+        return configure(**settings.pipeline_overrides)  # on_page_error stays "raise" unless overridden
+    except InputError as exc:
+        raise InputError(f"BIQE_PIPELINE_CONFIG: {exc.message}") from exc
 
 
 def run_worker(settings: Optional[Settings] = None, config: Optional[PipelineConfig] = None) -> None:

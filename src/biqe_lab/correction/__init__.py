@@ -4,12 +4,13 @@ from __future__ import annotations
 import os
 from typing import Mapping, Optional
 
+from ..defaults import CORRECTION_TIERS
 from ..errors import InputError
 from .presets import DEFAULT_PRESET, Preset, list_presets, load_preset, preset_names
 from .review import LineReview, review
 from .step import Corrector, LineInput, Proposal, char_diff, correct_document
 
-TIERS = ("cheap", "balanced", "best")
+TIERS = tuple(t for t in CORRECTION_TIERS if t != "none")  # the tiers that correct
 
 __all__ = ["TIERS", "Corrector", "LineInput", "LineReview", "Preset", "Proposal", "char_diff", "correct_document",
            "list_presets", "load_corrector", "load_preset", "preset_names", "review", "DEFAULT_PRESET"]

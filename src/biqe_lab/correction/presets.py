@@ -4,13 +4,14 @@ from __future__ import annotations
 import tomllib
 from dataclasses import dataclass, field
 from functools import lru_cache
-from importlib import resources
 from pathlib import Path
 from typing import Union
 
 from ..errors import InputError
 
-DEFAULT_PRESET = "generic_historical"
+from ..defaults import FALLBACK_PRESET, PRESETS_DIR, preset_names
+
+DEFAULT_PRESET = FALLBACK_PRESET  # a real preset: what load_preset() gives without a name ("auto" is chosen above it)
 
 
 @dataclass(frozen=True)
@@ -44,14 +45,6 @@ class Preset:
                 "prompt_version": self.prompt_version}
 
 
-def _presets_dir() -> Path:
-    return Path(str(resources.files("biqe_lab.correction").joinpath("presets")))
-
-
-def preset_names() -> list[str]:
-    return sorted(p.stem for p in _presets_dir().glob("*.toml"))
-
-
 def _build(data: dict, source: str) -> Preset:
     try:
         corr, guards, norm = data["correction"], data["guards"], data.get("normalization", {})
@@ -80,7 +73,7 @@ def load_preset(name_or_path: Union[str, Path] = DEFAULT_PRESET) -> Preset:
     """A bundled preset by name (``biqe-lab presets list``) or a .toml file of the same shape."""
     path = Path(name_or_path)
     if path.suffix != ".toml":
-        path = _presets_dir() / f"{name_or_path}.toml"
+        path = PRESETS_DIR / f"{name_or_path}.toml"
         if not path.is_file():
             raise InputError(f"unknown correction preset {name_or_path!r}; known: {', '.join(preset_names())}")
     elif not path.is_file():

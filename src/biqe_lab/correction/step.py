@@ -7,7 +7,7 @@ from typing import Any, Optional, Protocol
 
 from rapidfuzz.distance import Levenshtein
 
-from ..errors import BiqeError
+from ..errors import BiqeError, EngineError
 from ..model import Document, Line, Page, Producer, ProcessingRecord, TextVariant
 from ..version import __version__
 from . import guards
@@ -88,9 +88,11 @@ class Corrector:
         try:
             answers = self.backend.propose(inputs, self.preset)
             failure = ""
-        except BiqeError as exc:  # a failing back-end leaves the HTR text; the page says why
-            answers, failure = [], f"{exc.code}: {exc.message}"
-            page.warnings = [*page.warnings, f"correction ({self.tier}) failed, HTR text kept: {exc.message}"]
+        except Exception as exc:  # noqa: BLE001 - a failing back-end leaves the HTR text; lines and page say why
+            error = exc if isinstance(exc, BiqeError) else EngineError(
+                f"correction back-end {type(self.backend).__name__} failed: {type(exc).__name__}: {exc}")
+            answers, failure = [], f"{error.code}: {error.message}"
+            page.warnings = [*page.warnings, f"correction ({self.tier}) failed, HTR text kept: {error.message}"]
         by_id: dict[str, list[Proposal]] = {}
         for answer in answers:
             by_id.setdefault(answer.id, []).append(answer)

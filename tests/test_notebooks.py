@@ -420,7 +420,7 @@ def test_batch_grid_report_matches_evaluate(tmp_path, sample_dir, datasets):
     runs = sorted(p for p in root.iterdir() if p.is_dir())
     assert [p.name[:3] for p in runs] == ["01-", "02-"]
 
-    evaluated = cli("evaluate", sample_dir, "--engine", "tesseract", "--lang", "fra", "-q",
+    evaluated = cli("evaluate", sample_dir, "--engine", "tesseract", "--lang", "fra", "-q", "--correction", "none",
                     "--json", tmp_path / "scores.json")
     assert evaluated.returncode == 0, evaluated.stderr
     scores = json.loads((tmp_path / "scores.json").read_text())

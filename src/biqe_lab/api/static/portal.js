@@ -87,4 +87,30 @@
     localTimes(document);
     watchJobs();
   });
+
+  // The result viewer: a line in the list and its outline on the page light up together.
+  (function viewer() {
+    var root = document.getElementById("viewer");
+    if (!root) return;
+    var svg = document.getElementById("page-svg");
+    function activate(number, scroll) {
+      root.querySelectorAll(".active").forEach(function (el) { el.classList.remove("active"); });
+      var item = document.getElementById("line-" + number);
+      var outline = svg && svg.querySelector('polygon[data-line="' + number + '"]');
+      if (item) { item.classList.add("active"); if (scroll) item.scrollIntoView({block: "nearest"}); }
+      if (outline) outline.classList.add("active");
+    }
+    root.addEventListener("mouseover", function (event) {
+      var item = event.target.closest("li[data-line]");
+      if (item) activate(item.getAttribute("data-line"), false);
+    });
+    root.addEventListener("focusin", function (event) {
+      var item = event.target.closest("li[data-line]");
+      if (item) activate(item.getAttribute("data-line"), false);
+    });
+    root.addEventListener("click", function (event) {
+      var target = event.target.closest("[data-line]");
+      if (target) activate(target.getAttribute("data-line"), target.tagName.toLowerCase() === "polygon");
+    });
+  })();
 })();

@@ -19,8 +19,9 @@ from conftest import PERAIRE
 ROOT = Path(__file__).resolve().parents[1]
 SPLIT = ROOT / "training" / "default-model" / "split.json"
 HELD_OUT_PAGE = "B.6.urss4_0050"  # in the test split of SPLIT: never trained on, never used for early stopping
-# 25.4 % when the model was bundled (epoch 14; the card has every held-out set); an untrained model scores ~100 %.
-CER_BOUND = 0.40
+# 25.5 % measured (epoch 14; the card has every held-out set); an untrained model scores ~100 %. The bound leaves
+# room for kraken or torch numerics to move a few lines, not for a worse model.
+CER_BOUND = 0.30
 
 
 def test_the_bundled_model_ships_with_its_card_and_is_the_default():

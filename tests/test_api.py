@@ -143,6 +143,22 @@ def test_submit_process_and_fetch_result(api, worker, scan_zip):
     assert worker.run_once() is False  # the queue is empty
 
 
+def test_defaults_are_the_pipeline_s_and_auto_says_which_preset_it_chose(api, worker, scan_zip):
+    from biqe_lab import defaults
+
+    job_id = api.submit(scan_zip).json()["job_id"]  # no llm_tier, no preset: the one set of defaults
+    assert worker.run_once() is True
+    status = api.status(job_id).json()
+    assert status["state"] == "done", status
+    assert (status["llm_tier"], status["preset"]) == (defaults.DEFAULT_CORRECTION, "auto")
+    assert status["warning_message"].startswith("preset auto chose "), status["warning_message"]
+    archive = zipfile.ZipFile(io.BytesIO(api.client.get(f"/v1/process-scan/{job_id}/result",
+                                                        headers=api.headers()).content))
+    record = next(r for r in json.loads(archive.read("document.json"))["processing"] if r["step"] == "correction")
+    assert record["settings"]["preset"] == "auto" and record["settings"]["preset_choice"]["final"]["preset"] in \
+        defaults.preset_names()
+
+
 def test_bearer_header_and_missing_invalid_revoked_keys(api, scan_zip):
     assert api.client.get("/v1/usage", headers={"Authorization": f"Bearer {api.key}"}).status_code == 200
     for headers in ({}, {"X-API-Key": "biqe_live_nope"}, {"X-API-Key": "garbage"},
@@ -507,3 +523,14 @@ def test_readme_webhook_snippet_verifies_a_real_delivery(api, settings, scan_zip
     assert not namespace["verify"](secret, headers, body + b" ")
     old = str(int(time.time()) - 600)
     assert not namespace["verify"](secret, {**headers, "X-BIQE-Signature-V2": sign_v2(secret, old, body)}, body)
+
+
+def test_the_api_starts_without_loading_pdf_or_model_libraries():
+    """The choice lists come from biqe_lab.defaults: starting the app imports neither OCRmyPDF nor torch."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from biqe_lab.api.app import create_app; "
+            "print(sorted(m for m in ('ocrmypdf', 'pikepdf', 'img2pdf', 'torch', 'kraken') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == "[]", (out.stdout, out.stderr)

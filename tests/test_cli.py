@@ -35,14 +35,17 @@ def test_process_zip_end_to_end_with_kraken_layout(tmp_path, sample_dir, schemas
     with zipfile.ZipFile(src, "w") as z:
         for f in sample_dir.iterdir():
             z.write(f, f"scans/{f.name}")
-    out = run("process", src, "--out", tmp_path / "out", "--lang", "fra")
+    out = run("process", src, "--out", tmp_path / "out")  # the defaults: the whole chain
     assert out.returncode == 0, out.stderr
     assert "pages" in out.stderr  # the progress bar
+    assert "preset auto chose french_20c_notes" in out.stderr  # a French page, told by its words
     doc = Document.load(tmp_path / "out" / "document.json")
     page = doc.pages[0]
     assert len(page.lines) > 10 and page.ground_truth
     assert sum(bool(l.text) for l in page.lines) > len(page.lines) / 2
-    assert [r.step for r in doc.processing] == ["layout", "recognition", "export"]
+    assert [r.step for r in doc.processing] == ["layout", "recognition", "correction", "export"]
+    assert doc.processing[-1].settings["pdf"] == "pdfa-2b" and (tmp_path / "out" / "pages.pdf").stat().st_size > 0
+    assert f"pdf: {tmp_path / 'out' / 'pages.pdf'}" in out.stdout
     for sub, xsd in (("page", "pagecontent-2019-07-15.xsd"), ("alto", "alto-4-4.xsd")):
         xml = tmp_path / "out" / sub / f"{page.name}.xml"
         schema = etree.XMLSchema(etree.parse(str(schemas / xsd)))
@@ -62,7 +65,7 @@ def _levenshtein(a: str, b: str) -> int:
 @pytest.mark.slow
 def test_evaluate_json_matches_an_independent_computation(tmp_path, sample_dir):
     out = run("evaluate", sample_dir, "--layout", "ground-truth", "--engine", "tesseract", "--lang", "fra",
-              "--json", tmp_path / "scores.json", "--save-document", tmp_path / "doc.json", "-q")
+              "--correction", "none", "--json", tmp_path / "scores.json", "--save-document", tmp_path / "doc.json", "-q")
     assert out.returncode == 0, out.stderr
     scores = json.loads((tmp_path / "scores.json").read_text())
     assert set(scores) == {"pages", "lines", "unreferenced_lines", "ref_chars", "normalization", "htr", "per_page"}
@@ -103,3 +106,90 @@ def test_ground_truth_layout_without_xml_is_refused(tmp_path, sample_dir):
     shutil.copy2(next(sample_dir.glob("*.jpg")), tmp_path / "lonely.jpg")
     res = run("process", tmp_path / "lonely.jpg", "--out", tmp_path / "o", "--layout", "ground-truth", "-q")
     assert res.returncode == 2 and "no ground-truth XML" in res.stderr
+
+
+def test_keep_going_records_the_failed_page_and_exits_11(tmp_path, sample_dir):
+    for suffix in (".jpg", ".xml"):
+        shutil.copy2(next(sample_dir.glob(f"*{suffix}")), tmp_path / f"good{suffix}")
+    shutil.copy2(next(sample_dir.glob("*.jpg")), tmp_path / "lonely.jpg")  # no ground truth: its layout fails
+    res = run("process", tmp_path, "--out", tmp_path / "o", "--layout", "ground-truth", "--steps", "layout,export",
+              "--pdf", "none", "--keep-going", "-q")
+    assert res.returncode == 11, res.stderr
+    assert "error [pages_failed]: 1 of 2 pages failed" in res.stderr and "page lonely failed" in res.stderr
+    doc = Document.load(tmp_path / "o" / "document.json")
+    assert [bool(p.error) for p in doc.pages] == [False, True] and (tmp_path / "o" / "alto" / "good.xml").is_file()
+
+
+def test_one_error_handler_for_every_command_group(tmp_path):
+    """A BiqeError from a sub-group's command (no command has a handler of its own) gets its class's exit code."""
+    import os
+
+    env = {**os.environ, "BIQE_DATA_DIR": str(tmp_path / "data")}
+    res = subprocess.run([str(BIN), "keys", "revoke", "no-such-key"], capture_output=True, text=True, env=env,
+                         timeout=120)
+    assert res.returncode == 2 and res.stderr.startswith("error [invalid_input]: no API key"), res.stderr
+    import biqe_lab.cli as cli
+
+    assert not hasattr(cli, "translate_errors")
+
+
+def test_every_error_class_lives_in_errors_with_its_codes():
+    import importlib
+    import pkgutil
+
+    import biqe_lab
+    from biqe_lab import errors
+
+    for info in pkgutil.walk_packages(biqe_lab.__path__, "biqe_lab."):
+        if not any(part in info.name for part in ("migrations", "celery_worker", "ppocrv6", "finetune")):
+            importlib.import_module(info.name)
+
+    def subclasses(cls):
+        for sub in cls.__subclasses__():
+            yield sub
+            yield from subclasses(sub)
+
+    found = list(subclasses(errors.BiqeError))
+    assert len(found) >= 24
+    assert {c.__module__ for c in found} == {"biqe_lab.errors"}, {c.__name__: c.__module__ for c in found}
+    codes = [c.code for c in found]
+    assert len(set(codes)) == len(codes)
+    assert all(c.exit_code not in (0, 1) and 400 <= c.http_status < 600 for c in found)
+    assert {c.exit_code for c in found} >= set(range(2, 14)) | {130}  # every exit code the help lists has its class
+
+
+def test_every_readme_command_parses_as_written(tmp_path, monkeypatch):
+    """Each `biqe-lab ...` line of the README's code blocks names a command and options that exist."""
+    import re
+    import shlex
+
+    import click
+
+    from biqe_lab.cli import main
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    commands = []
+    for line in readme.splitlines():
+        for part in line.split(";"):
+            m = re.search(r"(?:\.venv/bin/|^\w+:\s+)biqe-lab (.*)", part.strip())
+            if m:
+                commands.append(shlex.split(m.group(1).split("  #")[0].split(" # ")[0]))
+    assert len(commands) >= 15
+    for folder in ("gt_dir", "scans", "my_pages"):
+        (tmp_path / folder).mkdir()
+    (tmp_path / "pages.zip").write_bytes(b"")
+    (tmp_path / "grid.yaml").write_text("{}")
+    (tmp_path / "notebooks" / "batch").mkdir(parents=True)
+    (tmp_path / "notebooks" / "batch" / "run_dataset.ipynb").write_text("{}")
+    monkeypatch.chdir(tmp_path)
+    for args in commands:
+        args = [a for a in args if a not in ("[--account", "acme]")]
+        ctx, command = None, main
+        try:
+            while isinstance(command, click.Group):
+                name, command, args = command.resolve_command(ctx or main.make_context("biqe-lab", list(args),
+                                                                                    resilient_parsing=True), args)
+                ctx = click.Context(command, info_name=name, parent=ctx)
+            command.make_context(name, list(args), parent=ctx)
+        except click.UsageError as exc:
+            pytest.fail(f"README: biqe-lab {' '.join(args)}: {exc}")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -225,6 +226,14 @@ def test_accepting_a_line_without_proposal_confirms_the_recognition(run):
     assert line.current().origin == "human" and line.current().text == line.variant("htr").text
     assert "status: <b>accepted</b>" in panel.rows[line.id].header.value
     assert "No line was changed" in panel.static_html()
+    # reject with nothing proposed: the reading is marked wrong (a rejected human variant), the raw text stands
+    panel.rows[line.id].reject_button.click()
+    human = line.variant("human")
+    assert (human.status, human.parent) == ("rejected", line.variant("htr").id)
+    assert line.current().origin == "htr" and "status: <b>rejected</b>" in panel.rows[line.id].header.value
+    assert not any(v.status == "accepted" for v in line.variants)  # the earlier accept is superseded
+    panel.rows[line.id].accept_button.click()  # changed one's mind: accepted again
+    assert line.current().origin == "human" and "status: <b>accepted</b>" in panel.rows[line.id].header.value
 
 
 def test_panel_state_follows_every_decision_and_saves_it(corrected, tmp_path):
@@ -534,7 +543,7 @@ def test_widgets_render_and_respond_in_jupyterlab(tmp_path, run):
                                                            "language": "python"}})
     nb.cells = [nbformat.v4.new_code_cell("from biqe_lab import workbench as wb\n"
                                           "run = wb.load_run('document.json')\nwb.PageViewer(run.document, width=500)"),
-                nbformat.v4.new_code_cell("wb.ReviewPanel(run.document, only='all', limit=3)")]
+                nbformat.v4.new_code_cell("wb.ReviewPanel(run.document, only='all', limit=3, save_to='reviewed.json')")]
     nbformat.write(nb, str(tmp_path / "view.ipynb"))
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -571,9 +580,27 @@ def test_widgets_render_and_respond_in_jupyterlab(tmp_path, run):
             table.select_option(index=6)  # click line 6 of the line table
             page.wait_for_function("before => document.querySelector('.widget-image').src !== before", arg=before,
                                    timeout=60_000)
-            assert page.locator("text=recognized:").count() == 1  # the line's detail panel
-            page.locator("button:has-text('accept')").first.click()
+            page.wait_for_selector("text=recognized:", timeout=60_000)  # the line's detail panel
+            assert page.locator("text=recognized:").count() == 1
+            page.locator("button", has_text=re.compile(r"^\s*accept\s*$")).first.click()  # line 1's accept
             page.wait_for_selector("text=status: accepted", timeout=60_000)
+            # the keyboard: focus the key strip, j moves to line 2, r rejects it (JupyterLab's own shortcuts stay out)
+            cells_before = page.locator(".jp-Notebook .jp-Cell").count()
+            page.locator("input.biqe-keys").click()
+            page.keyboard.press("j")
+            page.keyboard.press("r")
+            shot = Path(os.environ.get("BIQE_NOTEBOOK_SCREENSHOTS", tmp_path)) / "review-panel.png"
+            try:
+                page.wait_for_selector("text=line 2: rejected", timeout=60_000)
+                page.wait_for_selector("text=status: rejected", timeout=60_000)
+            finally:
+                page.screenshot(path=str(shot.with_name("review-keys.png")), full_page=True)
+            assert page.locator(".jp-Notebook .jp-Cell").count() == cells_before  # 'a'/'b' would add cells
+            page.keyboard.press("A")
+            lines = len(run.document.pages[0].lines)
+            page.wait_for_selector(f"text=accepted {lines - 2} remaining lines", timeout=60_000)  # all but 1 and 2
+            page.locator(".biqe-review").first.scroll_into_view_if_needed()
+            page.screenshot(path=str(shot), full_page=True)
             browser.close()
     finally:
         lab.terminate()

@@ -72,6 +72,8 @@ def _decision(line: Line, raw: Optional[TextVariant], proposal: Optional[TextVar
     human = line.variant("human")
     if human is None:
         return None
+    if human.status == "rejected":  # the reading itself was rejected (nothing better was proposed)
+        return "rejected"
     kept = proposal or raw
     if kept is not None and human.parent == kept.id and human.text == kept.text:
         return "accepted"
@@ -141,8 +143,10 @@ def decide(document: Document, line_id: str, decision: Decision, text: Optional[
     """Record a human decision on a line as an accepted ``human`` variant (appended; nothing is overwritten).
 
     ``accept`` keeps the correction proposal (or ``text``, an edit of it); ``edit`` keeps
-    ``text``; ``reject`` goes back to the raw recognition. The new variant's parent is the
-    variant it confirms. ``save_to`` writes the document (JSON) at once; review panels showing
+    ``text``; ``reject`` goes back to the raw recognition (an accepted human copy of it) or,
+    when nothing was proposed, records the reading as wrong (a ``rejected`` human variant: the
+    raw text still stands, for want of better, and the line is marked for transcription). The
+    new variant's parent is the variant it confirms or rejects. ``save_to`` writes the document (JSON) at once; review panels showing
     the document update their row (and save to their own file).
     """
     if decision not in ("accept", "reject", "edit"):
@@ -152,13 +156,18 @@ def decide(document: Document, line_id: str, decision: Decision, text: Optional[
     _, line = find_line(document, line_id)
     raw = line.variant("htr")
     proposal = next((v for v in reversed(line.variants) if v.origin in CORRECTION_ORIGINS), None)
+    status = "accepted"
     if decision in ("accept", "edit"):
         base = proposal or raw
         chosen = base.text if base and text is None else (text or "")
     else:
         base = raw
         chosen = raw.text if raw else ""
-    variant = TextVariant(text=chosen, origin="human", producer=HUMAN, status="accepted",
+        if proposal is None:  # nothing to go back from: the reading is marked wrong (a rejection, as data)
+            status = "rejected"
+            line.variants = [v.model_copy(update={"status": "superseded"}) if v.status == "accepted" else v
+                             for v in line.variants]
+    variant = TextVariant(text=chosen, origin="human", producer=HUMAN, status=status,
                           parent=base.id if base else None)
     line.add_variant(variant)
     if save_to is not None:

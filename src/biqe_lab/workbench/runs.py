@@ -127,11 +127,12 @@ def process_dataset(dataset: Union[str, Path, None] = None, pages: Optional[int]
                     engine: str = "auto", model: Optional[str] = None,
                     languages: Union[str, Sequence[str]] = "fra+eng", tier: str = NO_CORRECTION,
                     preset: Optional[str] = None, progress: Optional[Progress] = None,
-                    keep_unreferenced: bool = False) -> Run:
-    """Ingest the first ``pages`` ground-truth pages of ``dataset``, run the pipeline and evaluate."""
+                    keep_unreferenced: bool = False, images: Optional[Sequence[Union[str, Path]]] = None) -> Run:
+    """Ingest the first ``pages`` ground-truth pages of ``dataset`` (or exactly ``images``), run the pipeline, evaluate."""
     folder = resolve_dataset(dataset)
     config = make_config(layout, engine, model, languages, tier, preset)
-    document = ingest(sample_images(folder, pages), name=dataset_name(folder).replace("/", "_"))
+    chosen = [Path(i) for i in images] if images is not None else sample_images(folder, pages)
+    document = ingest(chosen, name=dataset_name(folder).replace("/", "_"))
     t0 = time.perf_counter()
     run_pipeline(document, config, progress=progress)
     run = Run(dataset=dataset_name(folder), tier=tier or NO_CORRECTION, document=document, config=config,

@@ -17,6 +17,8 @@ from conftest import ROOT
 
 BIN = ROOT / ".venv" / "bin" / "biqe-lab"
 NOTEBOOKS = sorted((ROOT / "notebooks").rglob("*.ipynb"))
+LOOP_NOTEBOOK = ROOT / "notebooks" / "04_correct_and_retrain.ipynb"  # trains a model: its own test below
+READING_NOTEBOOKS = [nb for nb in NOTEBOOKS if nb != LOOP_NOTEBOOK]
 BATCH_NOTEBOOK = ROOT / "notebooks" / "batch" / "run_dataset.ipynb"
 LINE_SET = "lines/cremma_mss20"
 
@@ -377,6 +379,27 @@ def test_viewer_search_outlines_hits_and_least_confident_filter(run):
     assert "not valid" in viewer.hits_box.value
 
 
+def test_training_lines_for_the_loop(corrected, tmp_path):
+    """The corrected lines as a line set: grey 64 px crops, their human text, writers in train and validation only."""
+    from biqe_lab.training import plan_split
+    from biqe_lab.workbench import decide, write_training_lines
+
+    document = corrected[0].model_copy(deep=True)
+    ids = [l.id for l in document.pages[0].lines[:7]]
+    for i, line_id in enumerate(ids):
+        decide(document, line_id, "edit", f"ligne corrigée {i}")
+    folder = write_training_lines(document, ids, tmp_path / "lines", validation=2)
+    plan = plan_split([folder])
+    assert (len(plan.lines["train"]), len(plan.lines["validation"]), len(plan.lines["test"])) == (5, 2, 0)
+    assert sorted(p.read_text(encoding="utf-8") for p in folder.glob("*.gt.txt"))[0] == "ligne corrigée 0\n"
+    from PIL import Image
+
+    crop = Image.open(sorted(folder.glob("*.png"))[0])
+    assert crop.mode == "L" and crop.height == 64
+    with pytest.raises(InputError, match="too few"):
+        write_training_lines(document, ids[:2], tmp_path / "few", validation=2)
+
+
 # -- batch: parameters and grids (no kernel) -----------------------------------------------------------
 
 def test_batch_refuses_unknown_and_owned_parameters(tmp_path):
@@ -480,9 +503,9 @@ def test_every_notebook_runs_under_nbval(tmp_path, sample_dir, datasets):
         "03_evaluate": {**small, "datasets": [str(sample_dir), str(line_set)], "worst": 3},
         "run_dataset": {**small, "dataset": str(line_set)},  # biqe-lab batch runs it on a page above
     }
-    assert {nb.stem for nb in NOTEBOOKS} == set(overrides)
+    assert {nb.stem for nb in READING_NOTEBOOKS} == set(overrides) and LOOP_NOTEBOOK in NOTEBOOKS
     copies = []
-    for nb in NOTEBOOKS:
+    for nb in READING_NOTEBOOKS:
         params = {**overrides[nb.stem], "output_dir": str(tmp_path / "out" / nb.stem)}
         declared = papermill.inspect_notebook(str(nb))
         assert set(params) <= set(declared), nb.name
@@ -506,7 +529,7 @@ def test_every_notebook_runs_on_a_document_without_references(tmp_path, run):
 
     path = _no_ground_truth(run.document).save(tmp_path / "new_pages.json")
     copies = []
-    for nb in NOTEBOOKS:
+    for nb in READING_NOTEBOOKS:  # the loop notebook needs ground truth to measure its fine-tune
         params = {"document": str(path), "output_dir": str(tmp_path / "out" / nb.stem)}
         declared = papermill.inspect_notebook(str(nb))
         assert set(params) <= set(declared), nb.name
@@ -523,6 +546,25 @@ def test_every_notebook_runs_on_a_document_without_references(tmp_path, run):
     assert metrics["evaluation"] is None and metrics["provenance"]["engine"] == "tesseract"
     reviewed = Document.load(path)  # notebook 02 saved its decisions back into the document it opened
     assert sum(1 for l in reviewed.pages[0].lines if l.current().origin == "human") == 2
+
+
+@pytest.mark.slow
+def test_the_correct_and_retrain_notebook_on_a_tiny_run(tmp_path):
+    """The loop on one held-out page (6 worst lines corrected), one epoch of fine-tuning, one held-out page scored."""
+    import papermill
+
+    out = tmp_path / "loop"
+    papermill.execute_notebook(str(LOOP_NOTEBOOK), str(tmp_path / "loop.ipynb"), progress_bar=False,
+                               parameters={"correct_pages": 1, "eval_pages": 1, "worst": 6, "epochs": 1,
+                                           "output_dir": str(out)}, kernel_name="python3")
+    summary = json.loads((out / "loop.json").read_text())
+    assert [row["lines"] for row in summary] == ["other held-out pages", "uncorrected lines of the corrected pages"]
+    assert all(0 < row["CER before"] < 1 and 0 < row["CER after"] < 1.5 for row in summary)
+    lines = sorted((out / "lines").glob("*.gt.txt"))
+    assert len(lines) == 6 and (out / "model.safetensors").stat().st_size > 100_000
+    saved = Document.load(out / "document.json")  # the decisions, saved as they were made
+    assert sum(1 for p in saved.pages for l in p.lines if l.variant("human")) == 6
+    assert (out / "cer_before_after.png").stat().st_size > 5000
 
 
 @pytest.mark.slow

@@ -147,20 +147,27 @@ def raw_vs_corrected(pages: pd.DataFrame) -> Figure:
         return _empty("no ground truth: nothing to score", title)
     if "CER corrected" not in pages or pages["CER corrected"].isna().all():
         return _empty("no correction ran: only the raw recognition was scored", title)
-    labels = [p if len(p) <= 30 else p[:28] + "…" for p in pages["page"]]
+    return paired_cer(pages, "CER", "CER corrected", ("raw recognition (htr)", "after correction"), title)
+
+
+def paired_cer(pages: pd.DataFrame, before: str, after: str, labels: tuple[str, str], title: str) -> Figure:
+    """Per page (column ``page``), two CERs side by side with the change written beside them."""
+    if not len(pages):
+        return _empty("no page was scored", title)
+    names = [p if len(p) <= 30 else p[:28] + "…" for p in pages["page"]]
     height = min(14.0, 1.8 + 0.45 * len(pages))
     fig = Figure(figsize=(8, height), layout="constrained")
     ax = fig.add_subplot()
     ys = list(range(len(pages)))[::-1]
-    raw, fixed = pages["CER"].astype(float), pages["CER corrected"].astype(float)
-    ax.barh([y + 0.2 for y in ys], raw, height=0.4, color="#7f7f7f", label="raw recognition (htr)")
-    ax.barh([y - 0.2 for y in ys], fixed, height=0.4, color="#2ca02c", label="after correction")
-    top = max(0.05, float(max(raw.max(), fixed.max())) * 1.25)
-    for y, a, b in zip(ys, raw, fixed):
+    a_values, b_values = pages[before].astype(float), pages[after].astype(float)
+    ax.barh([y + 0.2 for y in ys], a_values, height=0.4, color="#7f7f7f", label=labels[0])
+    ax.barh([y - 0.2 for y in ys], b_values, height=0.4, color="#2ca02c", label=labels[1])
+    top = max(0.05, float(max(a_values.max(), b_values.max())) * 1.35)
+    for y, a, b in zip(ys, a_values, b_values):
         delta = b - a
         ax.text(max(a, b) + top * 0.01, y, f"{a:.1%} → {b:.1%} ({delta:+.1%})", va="center", fontsize=8,
                 color="#060" if delta < 0 else ("#a00" if delta > 0 else "#555"))
-    ax.set_yticks(ys, labels, fontsize=8)
+    ax.set_yticks(ys, names, fontsize=8)
     ax.set_xlim(0, top)
     ax.xaxis.set_major_formatter(PercentFormatter(1.0))
     ax.set_xlabel("character error rate (NFC, corpus totals per page)")

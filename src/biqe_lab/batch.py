@@ -129,7 +129,8 @@ def _header(result: RunResult, notebook: Path, declared: dict[str, dict]) -> str
 
     status = "<b style='color:#060'>completed</b>" if result.ok else \
         f"<b style='color:#a00'>failed</b>: {html.escape(result.error or '')}"
-    files = " · ".join(f"<a href='{name}'>{name}</a>" for name in (METRICS_FILE, notebook.name, "exports/")
+    files = " · ".join(f"<a href='{name}'>{name}</a>" for name in (METRICS_FILE, "review.csv", "lines.csv", "pages.csv",
+                                                                   notebook.name, "exports/")
                        if (result.folder / name.rstrip("/")).exists())
     return (f"<h1>biqe_lab report · {html.escape(result.run_id)}</h1>"
             f"<p class='meta'>notebook <code>{html.escape(notebook.name)}</code> run by <code>biqe-lab batch</code> "

@@ -163,7 +163,7 @@ def show_worst_lines(runs: Union[Run, list[Run]], n: int = 8, origin: str = "htr
     show_html(f"<h4>The {n} worst lines</h4>" + DIFF_KEY + worst_lines_html(runs, n, origin))
 
 
-def review_html(run: Run, limit: Optional[int] = 150, csv: str = "", threshold: float = 0.8) -> str:
+def review_html(run: Run, limit: Optional[int] = 150, csv: str = "", threshold: float = 0.5) -> str:
     """Every line of the run for review (crop, raw with confidence shading, diff, reference, CER, status).
 
     Past ``limit`` lines the table says how many more there are and links ``csv`` (the run's review.csv).
@@ -185,7 +185,7 @@ def review_html(run: Run, limit: Optional[int] = 150, csv: str = "", threshold: 
     return review_table_html(items, limit, tags, threshold, more_link=csv)
 
 
-def show_review(run: Run, limit: Optional[int] = 150, csv: str = "", threshold: float = 0.8) -> None:
+def show_review(run: Run, limit: Optional[int] = 150, csv: str = "", threshold: float = 0.5) -> None:
     """Display :func:`review_html` under a title that says how many lines there are."""
     from .review import CONFIDENCE_KEY
 

@@ -96,9 +96,16 @@ def provenance(document: Document, config=None) -> dict:
     correction = next((r for r in document.processing if r.step == "correction"), None)
     if correction is not None:
         s = correction.settings
-        out["correction"] = {"tier": s.get("tier"), "ran_as": s.get("ran_as"), "preset": s.get("preset"),
-                             "preset_chosen_by": next((str(s[k]) for k in ("preset_chosen_by", "preset_source",
-                                                                           "preset_auto") if k in s), "the run's setting"),
+        choice = s.get("preset_choice") if isinstance(s.get("preset_choice"), dict) else None
+        final = (choice or {}).get("final") or {}
+        per_page = (choice or {}).get("pages") or {}
+        chosen_by = "the run's setting"
+        if choice:
+            chosen_by = (f"auto: {final.get('preset')} ({final.get('reason')}, on {final.get('words')} words)"
+                         + (f"; per page: " + ", ".join(f"{k} {v}" for k, v in per_page.items()) if per_page else ""))
+        out["correction"] = {"tier": s.get("tier"), "ran_as": s.get("ran_as"),
+                             "preset": final.get("preset") or s.get("preset"), "preset_setting": s.get("preset"),
+                             "preset_chosen_by": chosen_by,
                              "prompt_version": s.get("prompt_version"), "lexicons": s.get("lexicons"),
                              "lexicon_words": s.get("lexicon_words"), "confusions": s.get("confusions"),
                              "scoring": s.get("scoring")}

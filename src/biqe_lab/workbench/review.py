@@ -216,7 +216,7 @@ DIFF_KEY = ('<div style="font-size:12px">character diff: <del style="background:
             'substituted</div>')
 
 
-def confidence_html(text: str, confidences: Optional[list[float]], threshold: float = 0.8) -> str:
+def confidence_html(text: str, confidences: Optional[list[float]], threshold: float = 0.5) -> str:
     """``text`` with each character below ``threshold`` confidence shaded red (darker: less sure).
 
     The confidence shows as a tooltip; without per-character confidences the text is plain.
@@ -255,7 +255,7 @@ def cer_html(item: ReviewItem) -> str:
 
 
 def review_table_html(items: Iterable[ReviewItem], limit: Optional[int] = 200, images: Optional[dict] = None,
-                      threshold: float = 0.8, more_link: str = "") -> str:
+                      threshold: float = 0.5, more_link: str = "") -> str:
     """A static HTML table of review items (what the review panel shows, for headless runs and reports).
 
     ``images``: line id -> an <img> tag of its crop. Past ``limit`` lines it says how many more

@@ -82,7 +82,7 @@ class PageViewer:
     """
 
     def __init__(self, document: Document, width: int = 820, origin: str = "current", static_pages: int = 3,
-                 threshold: float = 0.8) -> None:
+                 threshold: float = 0.5) -> None:
         if not document.pages:
             raise InputError("the document has no page to show")
         self.document, self.width, self.origin, self.static_pages = document, width, origin, static_pages
@@ -402,7 +402,7 @@ class ReviewPanel:
 
     def __init__(self, document: Document, only: str = "auto", threshold: float = 0.6,
                  export_to: Union[str, Path, None] = None, limit: int = 40,
-                 save_to: Union[str, Path, None] = None, confidence: float = 0.8, least: int = 20) -> None:
+                 save_to: Union[str, Path, None] = None, confidence: float = 0.5, least: int = 20) -> None:
         """``only``: changed, low_confidence, least_confident, undecided, all, or auto (changed lines, all when none)."""
         self.document, self.limit, self.least = document, limit, least
         self.save_to = Path(save_to) if save_to else None

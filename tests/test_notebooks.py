@@ -624,6 +624,7 @@ def test_widgets_render_and_respond_in_jupyterlab(tmp_path, run):
                                    timeout=60_000)
             page.wait_for_selector("text=recognized:", timeout=60_000)  # the line's detail panel
             assert page.locator("text=recognized:").count() == 1
+            page.screenshot(path=str(Path(os.environ.get("BIQE_NOTEBOOK_SCREENSHOTS", tmp_path)) / "viewer.png"))
             page.locator("button", has_text=re.compile(r"^\s*accept\s*$")).first.click()  # line 1's accept
             page.wait_for_selector("text=status: accepted", timeout=60_000)
             # the keyboard: focus the key strip, j moves to line 2, r rejects it (JupyterLab's own shortcuts stay out)

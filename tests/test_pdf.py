@@ -161,5 +161,8 @@ def test_unknown_format_none_and_an_unrenderable_page(sample_document, tmp_path)
 def test_cli_offers_the_same_formats():
     from biqe_lab.cli import process
 
+    from biqe_lab.defaults import DEFAULT_PDF_FORMAT
+
     option = next(p for p in process.params if p.name == "pdf_format")
-    assert tuple(option.type.choices) == PDF_FORMATS and option.default == "none"
+    # the one default of every front-end (biqe_lab.defaults): PDF/A-2b beside PAGE and ALTO
+    assert tuple(option.type.choices) == PDF_FORMATS and option.default == DEFAULT_PDF_FORMAT == "pdfa-2b"

@@ -6,7 +6,7 @@ import math
 import random
 import time
 import unicodedata
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
@@ -46,7 +46,6 @@ class FineTuneRun:
     workers: int = 0  # data-loading processes (line decoding and augmentation); 0: in the training process
     max_seconds: float = 0  # stop, checkpointed, after this long (0: no limit)
     extra_chars: str = ""  # characters to add to the codec beyond those of the training data
-    meta: dict = field(default_factory=dict)
 
     def to_json(self) -> dict:
         out = asdict(self)
@@ -210,12 +209,7 @@ def fine_tune(run: FineTuneRun, log: Callable[[str], None] = print) -> dict:
         log(f"codec: {len(codec.c2l)} characters ({len(added)} new: {''.join(added)}), "
             f"{len(deleted)} base rows dropped")
     else:
-        from kraken.lib.codec import PytorchCodec
-
-        codec = PytorchCodec(state["codec"])
-        model.resize_output(len(codec.c2l) + 1, del_indices=set(range(len(codec.c2l) + 1, model.num_classes)))
-        model.add_codec(codec)
-        model.nn.load_state_dict(state["net"])
+        codec = _restore(model, state)
     train.encode(codec)
     val.encode(codec)
     net = model.nn.to(device)
@@ -316,19 +310,26 @@ def fine_tune(run: FineTuneRun, log: Callable[[str], None] = print) -> dict:
 def export_checkpoint(output: Path, base_model: Path, target: Path) -> Path:
     """The network of a run's ``checkpoint.pt`` (its latest step) as a kraken model file."""
     import torch
-    from kraken.lib.codec import PytorchCodec
     from kraken.models.writers import write_safetensors
 
     state = torch.load(output / CHECKPOINT, weights_only=False, map_location="cpu")
     model = load_base(base_model)
     model.user_metadata.pop("port", None)
+    _restore(model, state)
+    target.unlink(missing_ok=True)
+    write_safetensors([model], target)
+    return target
+
+
+def _restore(model, state: dict):
+    """Give the base model the checkpoint's head size, codec and weights; returns the codec."""
+    from kraken.lib.codec import PytorchCodec
+
     codec = PytorchCodec(state["codec"])
     model.resize_output(len(codec.c2l) + 1, del_indices=set(range(len(codec.c2l) + 1, model.num_classes)))
     model.add_codec(codec)
     model.nn.load_state_dict(state["net"])
-    target.unlink(missing_ok=True)
-    write_safetensors([model], target)
-    return target
+    return codec
 
 
 def _save_best(model, output: Path, write) -> None:

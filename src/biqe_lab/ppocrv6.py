@@ -91,7 +91,8 @@ class OnnxUnit:
     inputs: list[str] = field(default_factory=list)
 
 
-def read_onnx_units(path: Path) -> list[OnnxUnit]:
+def read_onnx_units(path: Path) -> tuple[list[OnnxUnit], object, dict]:
+    """The graph's weighted units in graph order, the graph itself and its initializers by name."""
     try:
         import onnx
         from onnx import numpy_helper

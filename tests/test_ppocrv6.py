@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 
 from biqe_lab import evaluation, ppocrv6
-from biqe_lab.finetune import FineTuneRun, apply_codec, fine_tune, load_base, resized_codec
+from biqe_lab.finetune import FineTuneRun, apply_codec, fine_tune, learning_rate, load_base, resized_codec
 from biqe_lab.ingest import ingest
 from biqe_lab.pipeline import PipelineConfig, run_pipeline
 
@@ -101,6 +101,20 @@ def test_codec_resize_keeps_known_rows_and_adds_new_characters(ported_small):
 
 
 @pytest.mark.slow
+def test_learning_rate_warms_up_within_a_tenth_of_the_run_then_decays_to_the_final_rate():
+    # a long run: the full warm-up, then a cosine from 1e-4 down to 1e-5 at the last step
+    assert learning_rate(0, 1460, 1e-4, 200, 1e-5) == pytest.approx(1e-4 / 146)
+    assert learning_rate(145, 1460, 1e-4, 200, 1e-5) == pytest.approx(1e-4)
+    assert learning_rate(1459, 1460, 1e-4, 200, 1e-5) == pytest.approx(1e-5)
+    middle = learning_rate(146 + (1460 - 147) // 2, 1460, 1e-4, 200, 1e-5)
+    assert 5.4e-5 < middle < 5.6e-5
+    rates = [learning_rate(s, 1460, 1e-4, 200, 1e-5) for s in range(146, 1460)]
+    assert all(a >= b for a, b in zip(rates, rates[1:]))
+    # a short fine-tune on a few corrected lines reaches its full rate after a tenth of its steps
+    assert learning_rate(2, 30, 1e-4, 200) == pytest.approx(1e-4)
+    assert learning_rate(29, 30, 1e-4, 200) == pytest.approx(1e-4)  # no final rate: constant
+
+
 def test_a_few_fine_tuning_steps_on_real_lines_lower_the_loss(ported_small, tmp_path):
     lines = real_lines(6, seed=1)
     listing = tmp_path / "lines.txt"

@@ -34,7 +34,8 @@ class FineTuneRun:
     output: Path
     epochs: int = 10
     lrate: float = 1e-4
-    warmup: int = 200
+    warmup: int = 200  # linear warm-up steps, at most a tenth of the run (``learning_rate``)
+    final_lrate: Optional[float] = None  # cosine decay from ``lrate`` to this at the last step (None: constant)
     batch_size: int = 16
     max_width: int = 2000  # lines wider after height normalization are skipped
     augment: bool = True
@@ -75,6 +76,30 @@ def resized_codec(model, alphabet: Sequence[str]):
 def apply_codec(model, codec, deleted: Sequence[int]) -> None:
     model.resize_output(len(codec.c2l) + 1, del_indices=set(deleted))
     model.add_codec(codec)
+
+
+def learning_rate(step: int, total: int, lrate: float, warmup: int, final: Optional[float] = None) -> float:
+    """The rate for 0-based ``step`` of a ``total``-step run: linear warm-up over ``min(warmup, total // 10)``
+    steps (a short run on a few corrected lines must not spend itself warming up), then constant, or a
+    cosine decay to ``final`` at the last step."""
+    warm = max(1, min(warmup, total // 10)) if total > 0 else max(warmup, 1)
+    if step < warm:
+        return lrate * (step + 1) / warm
+    if final is None or total <= warm:
+        return lrate
+    progress = min(1.0, (step - warm) / max(total - warm - 1, 1))
+    return final + (lrate - final) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def _resident_gb() -> float:
+    """This process's resident memory in GB (0 where /proc is not there): logged so growth shows."""
+    try:
+        for row in Path("/proc/self/status").read_text().splitlines():
+            if row.startswith("VmRSS:"):
+                return int(row.split()[1]) / 1e6
+    except OSError:
+        pass
+    return 0.0
 
 
 def _datasets(files: Sequence[Path], height: int, augment: bool):
@@ -257,6 +282,7 @@ def fine_tune(run: FineTuneRun, log: Callable[[str], None] = print) -> dict:
     while epoch < run.epochs and not out_of_time:
         started = time.time()
         batches = _batches(len(train), run.batch_size, random.Random(f"{run.seed}-{epoch}"))
+        total_steps = run.epochs * len(batches)
         skip = state["step_in_epoch"] if state is not None and state.get("step_in_epoch") else 0
         loader = DataLoader(train, batch_sampler=batches[skip:], collate_fn=_fitting(run.max_width),
                             num_workers=run.workers)
@@ -267,7 +293,7 @@ def fine_tune(run: FineTuneRun, log: Callable[[str], None] = print) -> dict:
             if batch is None:
                 continue
             images, lens, targets, target_lens, n = batch
-            lr = run.lrate * min(1.0, (step + 1) / max(run.warmup, 1))
+            lr = learning_rate(step, total_steps, run.lrate, run.warmup, run.final_lrate)
             for g in optim.param_groups:
                 g["lr"] = lr
             logits, olens = net(images.to(device), lens.to(device))
@@ -284,7 +310,7 @@ def fine_tune(run: FineTuneRun, log: Callable[[str], None] = print) -> dict:
             if step % 20 == 0:
                 rate = seen / max(time.time() - started, 1e-9)
                 log(f"epoch {epoch + 1} batch {b + 1}/{len(batches)} loss {loss.item():.3f} lr {lr:.1e} "
-                    f"{rate:.2f} lines/s")
+                    f"{rate:.2f} lines/s {_resident_gb():.1f} GB")
             if run.validate_every and step % run.validate_every == 0:
                 validate("mid-epoch", started)
                 net.train()

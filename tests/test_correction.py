@@ -137,7 +137,9 @@ def test_a_crashing_backend_is_an_engine_error_and_the_lines_keep_their_htr_text
     assert [l.text for l in page.lines] == texts
     assert all(r.status == "rejected" and r.reason.startswith("engine_error:") and "out of memory" in r.reason
                for r in review(doc))
-    assert any("correction (balanced) failed, HTR text kept" in w for w in page.warnings)
+    record = doc.processing[-1]  # the page's failure is a warning of the correction step, naming the page
+    assert [(w.page, w.message.startswith("correction (balanced) failed, HTR text kept")) for w in record.warnings] \
+        == [(page.name, True)]
 
 
 # -- preset=auto: chosen from the recognized text -------------------------------------------------------
@@ -177,7 +179,7 @@ def test_auto_correction_step_records_its_choice_per_page():
     assert info["settings"]["preset"] == "auto" and info["settings"]["preset_choice"]["final"]["preset"] == \
         "french_20c_notes"
     assert "preset auto chose" in info["warnings"][-1] and "french_20c_notes for 1 page" in info["warnings"][-1]
-    assert json.loads(pages[1].lines[0].tags["correction"])["preset"] == "french_20c_notes"
+    assert pages[1].lines[0].correction.preset == "french_20c_notes" and "correction" not in pages[1].lines[0].tags
 
 
 def test_review_gives_a_character_diff_and_provenance():
@@ -275,9 +277,9 @@ def test_timeouts_are_retried_then_the_page_keeps_its_htr_text():
 
     backend = RemoteBackend(SETTINGS, transport=httpx.MockTransport(handler), sleep=lambda s: None)
     page = make_page(["une ligne", "une autre"])
-    Corrector("best", backend, load_preset("generic_historical")).correct(page)
+    warnings = Corrector("best", backend, load_preset("generic_historical")).correct(page)
     assert [l.text for l in page.lines] == ["une ligne", "une autre"]
-    assert any("timed out" in w for w in page.warnings)
+    assert [w.page for w in warnings] == [page.name] and "timed out" in warnings[0].message
     assert all("timed out" in r.reason and r.status == "rejected" for r in review(page))
 
 
@@ -424,8 +426,8 @@ def test_balanced_loads_offline_fixes_known_words_and_stays_within_half_a_point(
     best = load_corrector("best", "french_20c_notes", settings={})  # no endpoint: runs as balanced, says so
     assert best.ran_as == "balanced" and "ran as 'balanced'" in best.warnings[0]
     page = make_page(["une ligne"])
-    best.correct(page)
-    assert any("ran as 'balanced'" in w for w in page.warnings)
+    doc = correct_document(Document(pages=[page]), best)  # a run-wide warning, in the step's record
+    assert [str(w) for w in doc.processing[-1].warnings] == [best.warnings[0]] == doc.warnings()
 
 
 @pytest.fixture(scope="session")

@@ -73,7 +73,12 @@ def test_failing_page_is_recorded_or_raised(tmp_path):
         run_pipeline(doc.model_copy(deep=True), PipelineConfig(layout="ground-truth"))
     kept = run_pipeline(doc, PipelineConfig(layout="ground-truth", on_page_error="record"))
     assert [p.name for p in kept.pages] == ["a", "b"]
-    assert all(p.error and "no ground-truth XML" in p.error for p in kept.pages)
+    assert all(p.error.step == "layout" and p.error.code == "invalid_input" and "no ground-truth XML" in p.error.message
+               for p in kept.pages)
+    layout = next(r for r in kept.processing if r.step == "layout")  # each failure is a warning of its step
+    assert [(w.page, w.message.startswith("page failed in layout: page")) for w in layout.warnings] == [
+        ("a", True), ("b", True)]
+    assert kept.warnings()[0].startswith("a: page failed in layout")
 
 
 def test_one_set_of_defaults_for_every_front_end():
@@ -162,6 +167,5 @@ def test_auto_preset_is_recorded_in_the_processing_record(sample_document):
     assert record.settings["preset"] == "auto" and record.settings["tier"] == "cheap"
     choice = record.settings["preset_choice"]
     assert set(choice["pages"]) == {doc.pages[0].name} and choice["final"]["reason"]
-    from biqe_lab.pipeline import document_warnings
-
-    assert any(w.startswith("preset auto chose") for w in document_warnings(doc))
+    assert [w.page for w in record.warnings] == [None] and record.warnings[0].message.startswith("preset auto chose")
+    assert any(w.startswith("preset auto chose") for w in doc.warnings())

@@ -65,9 +65,7 @@ def _layout_option(default: str, help: str):
 
 
 def _echo_warnings(document) -> None:
-    from .pipeline import document_warnings
-
-    for warning in document_warnings(document):
+    for warning in document.warnings():
         click.echo(f"warning: {warning}", err=True)
 
 
@@ -137,7 +135,8 @@ def process(input_path, out_dir, layout, layout_model, engine, model, lang, devi
     _echo_warnings(document)
     failed = [p for p in document.pages if p.error]
     for page in failed:
-        click.echo(f"  page {page.name} failed: {page.error}", err=True)
+        click.echo(f"  page {page.name} failed in {page.error.step or 'an unrecorded step'} "
+                   f"[{page.error.code}]: {page.error.message}", err=True)
     if failed:
         raise PagesFailedError(f"{len(failed)} of {len(document.pages)} pages failed (recorded in "
                                f"{out / 'document.json'})")

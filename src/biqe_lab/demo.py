@@ -14,7 +14,7 @@ from .errors import InputError
 from .evaluation import evaluate, format_table, report
 from .ingest import find_images, ground_truth_for, ingest
 from .model import Document
-from .pipeline import configure, document_warnings, run_pipeline, written_files
+from .pipeline import configure, run_pipeline, written_files
 from .progress import ConsoleProgress
 from .synthetic import write_synthetic_pages
 
@@ -106,7 +106,7 @@ def print_summary(document: Document, scores: dict, written: dict[str, list[Path
     if corrected:
         line += f" -> corrected {corrected['cer']:.2%} (WER {raw.get('wer', 0):.2%} -> {corrected['wer']:.2%})"
     click.echo(line + " (kraken's lines matched to the reference lines by overlap)")
-    for warning in document_warnings(document):
+    for warning in document.warnings():
         click.echo(f"  note: {warning}")
     labels = {"pagexml": "PAGE XML", "alto": "ALTO", "pdf": "PDF/A", "document": "document.json"}
     for fmt, label in labels.items():

@@ -98,24 +98,35 @@ def match_lines(predicted: list[Line], reference: list[Line], threshold: float =
             [p for j, p in enumerate(predicted) if j not in used_p])
 
 
-def page_line_pairs(page: Page, origin: str, threshold: float = 0.1) -> list[tuple[Optional[str], str]]:
-    """(reference or None, hypothesis) per line of a page; None marks a line without reference text.
+def reference_lines(page: Page) -> list[Line]:
+    """The lines of a page's ground truth, with their reference text (read from its file for a version-1 document)."""
+    truth = page.ground_truth
+    if truth is None:
+        raise InputError(f"page {page.name} has no ground truth to evaluate against", page=page.name)
+    if truth.lines is None:
+        return read_ground_truth(Path(truth.source), page.image)[1]
+    return truth.lines
 
-    Lines that carry a reference (ground-truth layout) are compared directly; otherwise the
-    page's predicted lines are matched to the lines of its ground-truth file by overlap,
-    unmatched reference text counting as deleted and unmatched predicted text as inserted
-    (a predicted line where the ground truth has none is a layout error, not a missing reference).
+
+def paired_lines(page: Page, threshold: float = 0.1) -> list[tuple[Optional[str], Optional[Line]]]:
+    """(reference text or None, recognized line or None) per line of a page, in order.
+
+    Lines that carry a reference (ground-truth layout) pair with themselves; otherwise the
+    page's predicted lines are matched to its ground truth's lines by overlap: an unmatched
+    reference pairs with None (its text counts as deleted), an unmatched predicted line with ""
+    (a line where the ground truth has none is a layout error, not a missing reference).
+    Reference None: the line has no reference text (partial ground truth).
     """
     if any(line.reference is not None for line in page.lines):
-        return [(_ref_or_none(line.reference), hypothesis(line, origin)) for line in page.lines]
-    if page.ground_truth is None:
-        raise InputError(f"page {page.name} has no ground truth to evaluate against", page=page.name)
-    _, reference = read_ground_truth(Path(page.ground_truth), page.image)
-    matched, missed, extra = match_lines(page.lines, reference, threshold)
-    pairs = [(_ref_or_none(ref.reference), hypothesis(pred, origin)) for ref, pred in matched]
-    pairs += [(_ref_or_none(ref.reference), "") for ref in missed]
-    pairs += [("", hypothesis(pred, origin)) for pred in extra]
-    return pairs
+        return [(_ref_or_none(line.reference), line) for line in page.lines]
+    matched, missed, extra = match_lines(page.lines, reference_lines(page), threshold)
+    return ([(_ref_or_none(ref.reference), pred) for ref, pred in matched]
+            + [(_ref_or_none(ref.reference), None) for ref in missed] + [("", pred) for pred in extra])
+
+
+def page_line_pairs(page: Page, origin: str, threshold: float = 0.1) -> list[tuple[Optional[str], str]]:
+    """(reference or None, hypothesis) per line of a page (:func:`paired_lines` with each line's text of ``origin``)."""
+    return [(ref, hypothesis(line, origin) if line is not None else "") for ref, line in paired_lines(page, threshold)]
 
 
 def _ref_or_none(reference: Optional[str]) -> Optional[str]:
@@ -133,10 +144,14 @@ def page_pairs(page: Page, origin: str, threshold: float = 0.1,
             if ref is not None or keep_unreferenced]
 
 
+def page_has_ground_truth(page: Page) -> bool:
+    """Whether a page has reference text (lines with a reference, or a ground truth read at ingest)."""
+    return page.ground_truth is not None or any(line.reference is not None for line in page.lines)
+
+
 def has_ground_truth(document: Document) -> bool:
-    """Whether any page has reference text (lines with a reference, or a paired ground-truth file)."""
-    return any(page.ground_truth is not None or any(line.reference is not None for line in page.lines)
-               for page in document.pages if page.error is None)
+    """Whether any page that did not fail has reference text."""
+    return any(page_has_ground_truth(page) for page in document.pages if page.error is None)
 
 
 @dataclass

@@ -11,7 +11,7 @@ from PIL import Image, UnidentifiedImageError
 from .errors import GroundTruthError, ImageDecodeError, InputError, NoImagesError
 from .formats import read_layout
 from .geometry import clip_points, rectangle, scale_points
-from .model import Document, ImageRef, Line, Page, Region
+from .model import Document, GroundTruth, ImageRef, Line, Page, Region
 from .safezip import IMAGE_SUFFIXES, ZipLimits, extract_zip
 
 Source = Union[str, Path, Sequence[Union[str, Path]]]
@@ -133,15 +133,22 @@ def pages_from_images(images: Iterable[Path], with_ground_truth: bool = True) ->
         refs = probe_image(path)
         xml = ground_truth_for(path) if with_ground_truth and len(refs) == 1 else None
         for ref in refs:
-            page = Page(name=_page_name(path, ref, len(refs)), image=ref,
-                        ground_truth=str(xml) if xml else None)
+            page = Page(name=_page_name(path, ref, len(refs)), image=ref)
             if xml is not None:
-                page.replace_layout(*read_ground_truth(xml, ref))
+                regions, lines = read_ground_truth(xml, ref)
+                page.ground_truth = GroundTruth(source=str(xml), regions=regions, lines=lines)
             elif with_ground_truth and (line_gt := line_image_ground_truth(path, ref)) is not None:
-                page.ground_truth = str(path.with_name(path.stem + ".gt.txt"))
-                page.replace_layout(*line_gt)
+                page.ground_truth = GroundTruth(source=str(path.with_name(path.stem + ".gt.txt")),
+                                                regions=line_gt[0], lines=line_gt[1])
+            if page.ground_truth is not None:  # the layout starts as the ground truth's (a copy: steps change it)
+                page.replace_layout(*ground_truth_layout(page.ground_truth))
             pages.append(page)
     return pages
+
+
+def ground_truth_layout(truth: GroundTruth) -> tuple[list[Region], list[Line]]:
+    """Fresh copies of the ground truth's regions and lines, to serve as a page's layout."""
+    return [r.model_copy(deep=True) for r in truth.regions], [l.model_copy(deep=True) for l in truth.lines or []]
 
 
 def ingest(source: Source, workdir: Optional[Union[str, Path]] = None,

@@ -38,7 +38,7 @@ class GroundTruthLayout:
         if page.ground_truth is None:
             raise InputError(
                 f"page {page.name} has no ground-truth XML beside its image; "
-                "--layout ground-truth needs a same-named .xml (ALTO or PAGE) for every page",
+                "the ground-truth layout needs a same-named .xml (ALTO or PAGE) for every page",
                 page=page.name,
             )
 

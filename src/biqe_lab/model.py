@@ -5,17 +5,18 @@ import datetime as _dt
 import json
 import uuid
 from pathlib import Path
-from typing import Any, Literal, Optional
+from typing import Any, Iterable, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from .errors import InputError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # version 1 files are upgraded on load (biqe_lab.model_v1)
 
 Point = tuple[float, float]
 Origin = Literal["htr", "llm", "lexicon", "human", "import"]
 Status = Literal["proposed", "accepted", "rejected", "superseded"]
+CorrectionStatus = Literal["changed", "unchanged", "rejected"]
 
 
 def now_iso() -> str:
@@ -82,6 +83,20 @@ class TextVariant(_Frozen):
         return self
 
 
+class CorrectionRecord(_Frozen):
+    """What the correction step did to one line: the variant it added, from which reading, and why."""
+
+    tier: str  # the tier that ran (``balanced`` when ``best`` ran as it)
+    preset: str
+    variant: str  # id of the variant the step added
+    parent: str  # id of the HTR variant it corrected
+    status: CorrectionStatus
+    reason: str = ""  # why the guard rejected the proposal ("" when accepted)
+    diff: list[tuple[str, str, str]] = Field(default_factory=list)  # (op, raw part, corrected part), no "equal"
+    model: str = ""
+    prompt_version: str = ""
+
+
 class Line(BaseModel):
     """A text line: geometry in source-image pixels (origin top-left) plus its text variants."""
 
@@ -94,6 +109,7 @@ class Line(BaseModel):
     tags: dict[str, str] = Field(default_factory=dict)
     reference: Optional[str] = None
     variants: list[TextVariant] = Field(default_factory=list)
+    correction: Optional[CorrectionRecord] = None  # set by the correction step
 
     @field_validator("baseline")
     @classmethod
@@ -169,6 +185,27 @@ class ImageRef(_Frozen):
     frame: int = 0  # page index inside a multi-page TIFF
 
 
+class GroundTruth(BaseModel):
+    """A page's reference transcription, read once at ingest: its file and its regions and lines (``reference`` set)."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    source: str  # the paired PAGE / ALTO file, or a line image's .gt.txt
+    regions: list[Region] = Field(default_factory=list)
+    lines: Optional[list[Line]] = None  # None: not read yet (a version-1 document); read from ``source`` on demand
+
+
+class PageError(_Frozen):
+    """Why a page failed: the error's code and message, and the step it failed in."""
+
+    code: str
+    message: str
+    step: Optional[str] = None  # None: not known (a version-1 document)
+
+    def __str__(self) -> str:
+        return f"{self.code}: {self.message}"
+
+
 class Page(BaseModel):
     """One page: image, regions in reading order and ONE flat list of lines in reading order."""
 
@@ -179,9 +216,8 @@ class Page(BaseModel):
     image: ImageRef
     regions: list[Region] = Field(default_factory=list)
     lines: list[Line] = Field(default_factory=list)
-    ground_truth: Optional[str] = None  # path of the paired ALTO / PAGE file
-    warnings: list[str] = Field(default_factory=list)
-    error: Optional[str] = None
+    ground_truth: Optional[GroundTruth] = None
+    error: Optional[PageError] = None  # set when a step failed on this page (the page is kept, not exported)
 
     @model_validator(mode="after")
     def _lines_inside_known_regions(self) -> "Page":
@@ -198,8 +234,18 @@ class Page(BaseModel):
         self.lines = lines
 
 
+class StepWarning(_Frozen):
+    """A warning of a step: about the whole run (``page`` None, e.g. the preset auto chose) or about one page."""
+
+    message: str
+    page: Optional[str] = None
+
+    def __str__(self) -> str:
+        return f"{self.page}: {self.message}" if self.page else self.message
+
+
 class ProcessingRecord(_Frozen):
-    """Provenance of one step: what ran, with which settings, and how long it took."""
+    """Provenance of one step: what ran, with which settings, how long it took, and what it warned of."""
 
     step: str
     engine: str
@@ -207,6 +253,15 @@ class ProcessingRecord(_Frozen):
     settings: dict[str, object] = Field(default_factory=dict)
     started_at: str = Field(default_factory=now_iso)
     seconds: float = 0.0
+    warnings: list[StepWarning] = Field(default_factory=list)
+
+    @classmethod
+    def of_step(cls, step: str, info: dict, started_at: str, seconds: float,
+                page_warnings: Iterable[StepWarning] = ()) -> "ProcessingRecord":
+        """The record of a step from its ``describe()`` (engine, version, settings, run-wide warnings)."""
+        warnings = [StepWarning(message=str(w)) for w in info.get("warnings", [])]
+        return cls(step=step, engine=info["engine"], version=info.get("version"), settings=dict(info["settings"]),
+                   started_at=started_at, seconds=round(seconds, 3), warnings=[*warnings, *page_warnings])
 
 
 class Document(BaseModel):
@@ -224,6 +279,10 @@ class Document(BaseModel):
     def record(self, record: ProcessingRecord) -> None:
         self.processing = [*self.processing, record]
 
+    def warnings(self) -> list[str]:
+        """Every warning of the steps that ran, once, in their order (a page's as ``page: message``)."""
+        return list(dict.fromkeys(str(w) for record in self.processing for w in record.warnings))
+
     def save(self, path: str | Path) -> Path:
         """Write the document as JSON (atomically: write then rename)."""
         from .atomic import write_atomically
@@ -232,17 +291,36 @@ class Document(BaseModel):
 
     @classmethod
     def load(cls, path: str | Path) -> "Document":
+        """Read a document.json (version 1 files are upgraded in memory; the file is left as it is)."""
         path = Path(path)
         try:
             data = json.loads(Path(path).read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
             raise InputError(f"cannot read document {path}: {exc}") from exc
+        return cls.from_data(data, str(path))
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> "Document":
+        """A document from its JSON text (version 1 upgraded)."""
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            raise InputError(f"not a biqe_lab document (invalid JSON): {exc}") from exc
+        return cls.from_data(data, "the document")
+
+    @classmethod
+    def from_data(cls, data: Any, what: str = "the document") -> "Document":
+        """A document from its parsed JSON, of this schema version or an older one this biqe_lab upgrades."""
+        from .model_v1 import upgrade_v1
+
         version = data.get("schema_version") if isinstance(data, dict) else None
-        if version != SCHEMA_VERSION:
+        if version == 1:
+            data = upgrade_v1(data)
+        elif version != SCHEMA_VERSION:
             raise InputError(
-                f"{path} has schema_version {version!r}; this biqe_lab reads version {SCHEMA_VERSION}"
+                f"{what} has schema_version {version!r}; this biqe_lab reads versions 1 and {SCHEMA_VERSION}"
             )
         try:
             return cls.model_validate(data)
         except ValueError as exc:
-            raise InputError(f"{path} is not a valid biqe_lab document: {exc}") from exc
+            raise InputError(f"{what} is not a valid biqe_lab document: {exc}") from exc

@@ -15,7 +15,7 @@ from .defaults import (CORRECTION_TIERS, EXPORT_FORMATS, PDF_FORMATS, PIPELINE_S
 from .errors import BiqeError, CancelledError, InputError
 from .ingest import Source, ingest, open_image
 from .layout import LayoutStep, make_layout
-from .model import Document, Page, ProcessingRecord, now_iso
+from .model import Document, Page, PageError, ProcessingRecord, StepWarning, now_iso
 from .model_registry import default_model, resolve_model
 from .progress import CancelToken, NullProgress, Progress
 from .recognition import Recognizer, make_recognizer
@@ -95,8 +95,8 @@ class Steps:
     recognizer: Optional[Recognizer] = None  # None when recognition is not among the steps
     corrector: Optional["Corrector"] = None  # None when correction does not run
 
-    def running(self) -> list[tuple[str, object, Callable[[Page, Image.Image], None]]]:
-        """(name, step, page method) of the page-level steps that run, in order."""
+    def running(self) -> list[tuple[str, object, Callable[[Page, Image.Image], Optional[list[StepWarning]]]]]:
+        """(name, step, page method) of the page-level steps that run, in order; a method may return page warnings."""
         found = [("layout", self.layout, self.layout.segment)]
         if self.recognizer is not None:
             found.append(("recognition", self.recognizer, self.recognizer.recognize))
@@ -187,11 +187,13 @@ def run_pipeline(source: Union[Source, Document], config: Optional[PipelineConfi
         source, workdir=workdir, limits=config.limits, with_ground_truth=True)
     running = steps.running()
     timings = {name: 0.0 for name, _, _ in running}
+    warnings: dict[str, list[StepWarning]] = {name: [] for name, _, _ in running}
     started: dict[str, str] = {}
     progress.start(len(document.pages))
     try:
         for index, page in enumerate(document.pages):
             cancel.check(f"before page {page.name}")
+            name = running[0][0]  # opening the image is part of the first step
             try:
                 image = open_image(page.image)
                 for name, _, run in running:
@@ -199,18 +201,18 @@ def run_pipeline(source: Union[Source, Document], config: Optional[PipelineConfi
                     progress.step(index, page.name, name)
                     t0 = time.perf_counter()
                     started.setdefault(name, now_iso())
-                    run(page, image)
+                    warnings[name] += run(page, image) or []
                     timings[name] += time.perf_counter() - t0
             except CancelledError:
                 raise
             except BiqeError as exc:
                 if config.on_page_error == "raise":
                     raise
-                page.error = f"{exc.code}: {exc.message}"
-                page.warnings = [*page.warnings, f"page failed: {exc.message}"]
+                page.error = PageError(code=exc.code, message=exc.message, step=name)
+                warnings[name].append(StepWarning(message=f"page failed in {name}: {exc.message}", page=page.name))
             progress.page_done(index)
         for name, step, _ in running:
-            _record(document, config, name, step, started.get(name, now_iso()), timings[name])
+            _record(document, config, name, step, started.get(name, now_iso()), timings[name], warnings[name])
         if out is not None:
             cancel.check("before export")
             progress.step(max(len(document.pages) - 1, 0), document.name, "export")
@@ -220,15 +222,12 @@ def run_pipeline(source: Union[Source, Document], config: Optional[PipelineConfi
     return document
 
 
-def _record(document: Document, config: PipelineConfig, name: str, step, started: str, seconds: float) -> None:
+def _record(document: Document, config: PipelineConfig, name: str, step, started: str, seconds: float,
+            warnings: list[StepWarning]) -> None:
     info = step.describe()
-    settings = dict(info["settings"])
     if name == "recognition" and info["engine"] == "tesseract":
-        settings["languages"] = list(config.languages)
-    if info.get("warnings"):  # e.g. the `best` tier ran as `balanced`, the preset auto chose: front-ends show these
-        settings["warnings"] = list(info["warnings"])
-    document.record(ProcessingRecord(step=name, engine=info["engine"], version=info["version"],
-                                     settings=settings, started_at=started, seconds=round(seconds, 3)))
+        info = {**info, "settings": {**info["settings"], "languages": list(config.languages)}}
+    document.record(ProcessingRecord.of_step(name, info, started, seconds, warnings))
 
 
 def export(document: Document, out: Union[str, Path], config: Optional[PipelineConfig] = None) -> dict[str, list[Path]]:
@@ -257,15 +256,4 @@ def written_files(document: Document, out: Union[str, Path]) -> dict[str, list[P
         found[fmt] = [out / FORMATS[fmt][2] / f"{p.name}.xml" for p in kept]
     if record.settings.get("pdf", "none") != "none":
         found["pdf"] = [out / f"{document.name}.pdf"]
-    return found
-
-
-def document_warnings(document: Document) -> list[str]:
-    """Every warning of a processed document, once: its steps' (a tier that ran as another, the preset auto
-    chose), then its pages' (``page: warning``)."""
-    found: list[str] = []
-    for record in document.processing:
-        found += [str(w) for w in record.settings.get("warnings", []) if str(w) not in found]
-    for page in document.pages:
-        found += [f"{page.name}: {w}" for w in page.warnings if w not in found and f"{page.name}: {w}" not in found]
     return found

@@ -15,7 +15,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from ..errors import BiqeError, CsrfRefused
+from ..errors import BiqeError, CsrfRefused, InputError
 from ..defaults import PDF_FORMATS
 from .settings import Settings
 from .jobs import OPTION_FIELDS, cancel_job, result_path, submit_job
@@ -469,8 +469,8 @@ def _job_document(request: Request, job_id: str, account_id: str):
     path = result_path(_settings(request), _store(request), job_id, account_id)
     try:
         with zipfile.ZipFile(path) as archive:
-            return Document.model_validate_json(archive.read("document.json"))
-    except (KeyError, OSError, ValueError, zipfile.BadZipFile) as exc:
+            return Document.from_json(archive.read("document.json"))
+    except (KeyError, OSError, InputError, zipfile.BadZipFile) as exc:
         raise NotFoundError(f"the result of job {job_id} holds no readable document.json") from exc
 
 

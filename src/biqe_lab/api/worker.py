@@ -21,7 +21,7 @@ import httpx
 
 from ..errors import BiqeError, CancelledError, InputError
 from ..ingest import ingest
-from ..pipeline import PipelineConfig, configure, document_warnings, run_pipeline, steps_for
+from ..pipeline import PipelineConfig, configure, run_pipeline, steps_for
 from ..progress import CancelToken
 from .dispatch import LocalDispatcher
 from .settings import Settings
@@ -172,7 +172,7 @@ class Worker:
             shutil.rmtree(out, ignore_errors=True)  # a previous attempt's files
             document = run_pipeline(document, self.job_config(job), out=out,
                                     progress=JobProgress(self.store, job, cancel), cancel=cancel)
-            warnings = ([] if "recognition" in steps else [LAYOUT_ONLY_WARNING]) + document_warnings(document)
+            warnings = ([] if "recognition" in steps else [LAYOUT_ONLY_WARNING]) + document.warnings()
             cancel.check("before packing the result")
             _zip_folder(out, folder / "result.zip")
             row = self._finish(job, "done", warning_message="; ".join(warnings) or None,

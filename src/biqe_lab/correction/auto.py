@@ -17,7 +17,7 @@ from functools import lru_cache
 from typing import Iterable, Optional
 
 from ..defaults import AUTO_PRESET, FALLBACK_PRESET, preset_names
-from ..model import Page
+from ..model import Page, StepWarning
 from .lexicon import LETTERS, load_lexicon
 from .presets import load_preset
 
@@ -108,11 +108,11 @@ class AutoCorrector:
     def preset_name(self) -> str:
         return AUTO_PRESET
 
-    def correct(self, page: Page) -> None:
+    def correct(self, page: Page) -> list[StepWarning]:
         self.evidence.add(v.text for line in page.lines if (v := line.variant("htr")) is not None)
         self.last = self.evidence.choose()
         self.chosen[page.name] = self.last.preset
-        self.load(self.tier, self.last.preset).correct(page)
+        return self.load(self.tier, self.last.preset).correct(page)
 
     def warning(self) -> str:
         counts = Counter(self.chosen.values())

@@ -1,12 +1,14 @@
 """Inspection of a correction: per line raw vs corrected text, a character-level diff and the guard's reason."""
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass
 from typing import Union
 
 from ..model import Document, Page
-from .step import TAG, char_diff
+from .step import char_diff
+
+
+RECORDED = ("status", "reason", "tier", "model", "prompt_version")  # what a review shows of the CorrectionRecord
 
 
 @dataclass(frozen=True)
@@ -37,12 +39,11 @@ def review(source: Union[Document, Page]) -> list[LineReview]:
         for line in page.lines:
             raw_variant = line.variant("htr")
             raw = raw_variant.text if raw_variant else ""
-            record = json.loads(line.tags[TAG]) if TAG in line.tags else {}
-            proposal = next((v.text for v in line.variants if v.id == record.get("variant")), raw)
+            record = line.correction
+            proposal = next((v.text for v in line.variants if record and v.id == record.variant), raw)
             corrected = line.text if raw_variant else raw
-            out.append(LineReview(page=page.name, line_id=line.id, raw=raw, corrected=corrected,
-                                  status=record.get("status", "uncorrected"), reason=record.get("reason", ""),
-                                  tier=record.get("tier", ""), model=record.get("model", ""),
-                                  prompt_version=record.get("prompt_version", ""), proposal=proposal,
-                                  diff=char_diff(raw, corrected)))
+            facts = (record.model_dump(include=set(RECORDED)) if record
+                     else {**dict.fromkeys(RECORDED, ""), "status": "uncorrected"})
+            out.append(LineReview(page=page.name, line_id=line.id, raw=raw, corrected=corrected, proposal=proposal,
+                                  diff=char_diff(raw, corrected), **facts))
     return out

@@ -1,20 +1,16 @@
 """The correction step: asks a tier's back-end for proposals, applies the guards, appends one variant per line."""
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any, Optional, Protocol
 
 from rapidfuzz.distance import Levenshtein
 
 from ..errors import BiqeError, EngineError
-from ..model import Document, Line, Page, Producer, ProcessingRecord, TextVariant
+from ..model import CorrectionRecord, Document, Line, Page, Producer, ProcessingRecord, StepWarning, TextVariant
 from ..version import __version__
 from . import guards
 from .presets import Preset
-
-TAG = "correction"  # Line.tags key holding the per-line record (JSON)
-
 
 @dataclass(frozen=True)
 class LineInput:
@@ -74,14 +70,14 @@ class Corrector:
     def _inputs(self, page: Page) -> list[tuple[Line, TextVariant]]:
         return [(line, v) for line in page.lines if (v := line.variant("htr")) is not None]
 
-    def correct(self, page: Page) -> None:
-        """Correct every recognized line of ``page`` in place (lines keep their ids, order and geometry)."""
-        for warning in self.warnings:
-            if warning not in page.warnings:
-                page.warnings = [*page.warnings, warning]
+    def correct(self, page: Page) -> list[StepWarning]:
+        """Correct every recognized line of ``page`` in place (lines keep their ids, order and geometry).
+
+        Returns the page's warnings (a back-end that failed); the run-wide ones are in ``describe()``.
+        """
         todo = self._inputs(page)
         if not todo:
-            return
+            return []
         inputs = [LineInput(line.id, v.text, v.confidence, v.char_confidences, v.posteriors) for line, v in todo]
         for _, v in todo:
             v.keep_posteriors(None)  # used once, here: a long document does not keep every page's posteriors
@@ -92,7 +88,10 @@ class Corrector:
             error = exc if isinstance(exc, BiqeError) else EngineError(
                 f"correction back-end {type(self.backend).__name__} failed: {type(exc).__name__}: {exc}")
             answers, failure = [], f"{error.code}: {error.message}"
-            page.warnings = [*page.warnings, f"correction ({self.tier}) failed, HTR text kept: {error.message}"]
+            warnings = [StepWarning(message=f"correction ({self.tier}) failed, HTR text kept: {error.message}",
+                                    page=page.name)]
+        else:
+            warnings = []
         by_id: dict[str, list[Proposal]] = {}
         for answer in answers:
             by_id.setdefault(answer.id, []).append(answer)
@@ -110,18 +109,18 @@ class Corrector:
             if reason == "no proposal for this line" and note:
                 reason = note
             self._record(line, raw, proposal, reason)
+        return warnings
 
     def _record(self, line: Line, raw: TextVariant, proposal: Optional[str], reason: Optional[str]) -> None:
         text = proposal if proposal is not None else raw.text
         status = "rejected" if reason else "accepted"
         variant = line.add_variant(TextVariant(text=text, origin=self.backend.origin, producer=self.backend.producer,
                                                parent=raw.id, status=status))
-        diff = [list(d) for d in char_diff(raw.text, text) if d[0] != "equal"]
-        record = {"tier": self.ran_as or self.tier, "preset": self.preset.name, "variant": variant.id,
-                  "parent": raw.id, "status": "rejected" if reason else ("changed" if diff else "unchanged"),
-                  "reason": reason or "", "diff": diff, "model": self.backend.producer.model or "",
-                  "prompt_version": self.backend.producer.prompt_version or ""}
-        line.tags = {**line.tags, TAG: json.dumps(record, ensure_ascii=False)}
+        diff = [d for d in char_diff(raw.text, text) if d[0] != "equal"]
+        line.correction = CorrectionRecord(
+            tier=self.ran_as or self.tier, preset=self.preset.name, variant=variant.id, parent=raw.id,
+            status="rejected" if reason else ("changed" if diff else "unchanged"), reason=reason or "", diff=diff,
+            model=self.backend.producer.model or "", prompt_version=self.backend.producer.prompt_version or "")
 
 
 def correct_document(document: Document, corrector: Corrector) -> Document:
@@ -131,14 +130,7 @@ def correct_document(document: Document, corrector: Corrector) -> Document:
     from ..model import now_iso
 
     started, t0 = now_iso(), time.perf_counter()
-    for page in document.pages:
-        if page.error is None:
-            corrector.correct(page)
-    info = corrector.describe()
-    settings = dict(info["settings"])
-    if info["warnings"]:
-        settings["warnings"] = info["warnings"]
-    document.record(ProcessingRecord(step="correction", engine=info["engine"], version=info["version"],
-                                     settings=settings, started_at=started,
-                                     seconds=round(time.perf_counter() - t0, 3)))
+    warnings = [w for page in document.pages if page.error is None for w in corrector.correct(page)]
+    document.record(ProcessingRecord.of_step("correction", corrector.describe(), started,
+                                             time.perf_counter() - t0, warnings))
     return document

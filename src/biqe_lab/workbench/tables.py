@@ -2,15 +2,12 @@
 from __future__ import annotations
 
 from collections import Counter
-from pathlib import Path
-from typing import Iterable, Optional, Sequence
+from typing import Iterable, Sequence
 
 import pandas as pd
 
 from ..correction.step import char_diff
-from ..evaluation import hypothesis, match_lines, normalize, score_pairs
-from ..ingest import read_ground_truth
-from ..model import Line, Page
+from ..evaluation import hypothesis, normalize, page_has_ground_truth, paired_lines, score_pairs
 from .runs import NO_CORRECTION, Run
 
 EMPTY = "∅"
@@ -111,24 +108,6 @@ def tier_table(runs: Run | Sequence[Run]) -> pd.DataFrame:
     return pd.DataFrame(list(rows.values()))
 
 
-def _page_line_pairs(page: Page, threshold: float = 0.1) -> list[tuple[Optional[str], Optional[Line]]]:
-    """(reference text or None, recognized line) per line, paired as :func:`biqe_lab.evaluation.page_line_pairs`.
-
-    None as reference: the line has no reference text (partial ground truth).
-    """
-    def ref_of(text):
-        return text if text is not None and normalize(text) else None
-
-    if any(line.reference is not None for line in page.lines):
-        return [(ref_of(line.reference), line) for line in page.lines]
-    if page.ground_truth is None:
-        return []
-    _, reference = read_ground_truth(Path(page.ground_truth), page.image)
-    matched, missed, extra = match_lines(page.lines, reference, threshold)
-    return ([(ref_of(ref.reference), pred) for ref, pred in matched] + [(ref_of(ref.reference), None) for ref in missed]
-            + [("", pred) for pred in extra])
-
-
 LINE_COLUMNS = ["dataset", "tier", "page", "line", "line_id", "reference", "recognized", "confidence", "scored",
                 "ref_chars", "char_errors", "CER"]
 
@@ -147,7 +126,7 @@ def line_table(runs: Run | Sequence[Run], origin: str = "htr") -> pd.DataFrame:
         for page in run.document.pages:
             if page.error is not None:
                 continue
-            for index, (ref, line) in enumerate(_page_line_pairs(page)):
+            for index, (ref, line) in enumerate(paired_lines(page) if page_has_ground_truth(page) else []):
                 hyp = hypothesis(line, origin) if line is not None else ""
                 variant = (line.current() if origin == "current" else line.variant(origin)) if line else None
                 scored = ref is not None or run.keep_unreferenced

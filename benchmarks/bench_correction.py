@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from biqe_lab.correction import load_corrector  # noqa: E402
 from biqe_lab.correction.guards import WORD  # noqa: E402
-from biqe_lab.correction.lexicon import load_confusions  # noqa: E402
+from biqe_lab.correction.channel import load_confusions  # noqa: E402
 from biqe_lab.ingest import open_image, pages_from_images  # noqa: E402
 from biqe_lab.training import SplitPlan, page_images  # noqa: E402
 from biqe_lab.model import ImageRef, Line, Page, Producer, TextVariant  # noqa: E402

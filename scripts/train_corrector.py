@@ -22,8 +22,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from biqe_lab.correction.guards import check, words  # noqa: E402
-from biqe_lab.correction.lexicon import (ConfusionModel, LexiconBackend, apply_replacements,  # noqa: E402
-                                         data_dir, load_confusions)
+from biqe_lab.correction.channel import ConfusionModel, load_confusions  # noqa: E402
+from biqe_lab.correction.cheap import LexiconBackend, apply_replacements  # noqa: E402
+from biqe_lab.correction.lexicon import data_dir  # noqa: E402
 from biqe_lab.correction.presets import load_preset  # noqa: E402
 from biqe_lab.correction.tuning import guarded_choice, line_inputs, score_setting, training_rows  # noqa: E402
 from biqe_lab.evaluation import score_pairs  # noqa: E402

@@ -27,7 +27,8 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from biqe_lab.correction import load_preset  # noqa: E402
 from biqe_lab.correction.guards import check  # noqa: E402
-from biqe_lab.correction.lexicon import apply_replacements, data_dir, uncertain_words  # noqa: E402
+from biqe_lab.correction.cheap import apply_replacements, uncertain_words  # noqa: E402
+from biqe_lab.correction.lexicon import data_dir  # noqa: E402
 from biqe_lab.correction.local_lm import MAX_WORDS_PER_LINE, LocalLMBackend, Weights  # noqa: E402
 from biqe_lab.correction.tuning import guarded_choice, line_inputs, score_setting, training_rows  # noqa: E402
 from biqe_lab.evaluation import score_pairs  # noqa: E402

@@ -374,7 +374,7 @@ def held_out_noisy_lines():
 
     Errors are drawn from the confusion model learned on TRAINING pages, one in about three words.
     """
-    from biqe_lab.correction.lexicon import load_confusions
+    from biqe_lab.correction.channel import load_confusions
     from biqe_lab.correction.guards import WORD
     from biqe_lab.ingest import pages_from_images
 

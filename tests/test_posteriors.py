@@ -112,7 +112,8 @@ def test_posteriors_are_the_channel_only_for_presets_tuned_to_use_them(line):
     import dataclasses
 
     from biqe_lab.correction import LineInput, load_preset
-    from biqe_lab.correction.lexicon import LexiconBackend, load_confusions
+    from biqe_lab.correction.channel import load_confusions
+    from biqe_lab.correction.cheap import LexiconBackend
 
     model = dataclasses.replace(load_confusions("confusions.json"), posterior_keep_bias={"french_20c_notes": 3.0})
     read = LineInput("l1", line.text, confidence=0.5, posteriors=line)

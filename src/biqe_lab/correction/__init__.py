@@ -28,7 +28,7 @@ def load_corrector(tier: str, preset: str = DEFAULT_PRESET,
     conf = dict(os.environ if settings is None else settings)
     chosen = load_preset(preset)
     if tier == "cheap":
-        from .lexicon import LexiconBackend
+        from .cheap import LexiconBackend
 
         return Corrector("cheap", LexiconBackend(chosen), chosen)
     if tier == "balanced":

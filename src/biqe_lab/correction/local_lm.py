@@ -15,7 +15,8 @@ from typing import Optional
 from ..errors import ModelError
 from ..model import Producer
 from ..version import __version__
-from .lexicon import LexiconBackend, apply_replacements, data_dir, uncertain_words
+from .cheap import LexiconBackend, apply_replacements, uncertain_words
+from .lexicon import data_dir
 from .presets import Preset
 from .step import LineInput, Proposal
 

@@ -52,7 +52,9 @@ def main() -> None:
     manifest = yaml.safe_load((ROOT / "datasets" / "manifest.yaml").read_text())["datasets"]
     used = sorted(set(plan.dataset_of.values()))
     best = min(history, key=lambda h: h["val_cer"])
-    seconds = (run_dir / "checkpoint.pt").stat().st_mtime - (run_dir / "run.json").stat().st_mtime
+    # the epochs' wall-clock seconds as logged (end-of-epoch records; an epoch resumed in a later session counts
+    # from the resume, so this is a lower bound)
+    seconds = sum(h["seconds"] for h in history if h.get("end_of_epoch"))
     card = {
         "name": model.stem,
         "file": model.name,
@@ -67,7 +69,8 @@ def main() -> None:
             "split": "stable hash split: page sets 8/1/1 by page, line sets 8/1/1 by writer (train/validation/test)",
             "held_out": plan.held_out,
             "loop": "biqe_lab.finetune (plain CTC, AdamW, BatchNorm statistics frozen), kraken's `new` codec resize",
-            "settings": {k: run[k] for k in ("lrate", "warmup", "batch_size", "augment", "max_width")},
+            "settings": {k: run[k] for k in ("epochs", "lrate", "warmup", "final_lrate", "batch_size", "augment",
+                                              "max_width") if k in run},
             "best": {"step": best["step"], "lines_seen": best["step"] * run["batch_size"],
                      "validation_cer": round(best["val_cer"], 4)},
             "curve": [{"step": h["step"], "validation_cer": round(h["val_cer"], 4)} for h in history],

@@ -15,14 +15,15 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from ..errors import BiqeError, CsrfRefused, InputError
+from ..errors import (BiqeError, ConflictError, CsrfRefused, InputError, NotFoundError, SignInError,
+                      TooManyAttemptsError)
 from ..defaults import PDF_FORMATS
 from .settings import Settings
 from .jobs import OPTION_FIELDS, cancel_job, result_path, submit_job
 from .schema import api_keys as api_keys_table
-from .store import TERMINAL, ConflictError, NotFoundError, Store, hash_key, parse_iso
+from .store import TERMINAL, Store, hash_key, parse_iso
 from .uploads import ReceivedUpload, read_upload
-from .users import SESSION_HOURS, PortalSession, SignInError, TooManyAttemptsError, Users
+from .users import SESSION_HOURS, PortalSession, Users
 from .validation import DEFAULT_LLM_TIER, DEFAULT_PDF_FORMAT, DEFAULT_PRESET, LLM_TIERS, PRESETS
 
 HERE = Path(__file__).resolve().parent

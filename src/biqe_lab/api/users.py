@@ -12,11 +12,11 @@ from dataclasses import dataclass
 from typing import Optional
 
 from sqlalchemy import delete, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
 
-from ..errors import SignInError, TooManyAttemptsError  # noqa: F401 - raised here, defined in errors
-from ..errors import BiqeError, InputError
+from ..errors import InputError, SignInError, TooManyAttemptsError
 from .schema import accounts, login_failures, portal_sessions, users
-from .store import IntegrityError, Store, hash_key, iso, utcnow
+from .store import Store, hash_key, iso, utcnow
 
 # scrypt with N=2**16, r=8, p=2: 64 MiB of memory per hash, ~0.2-0.4 s on a small CPU (one of OWASP's
 # equivalent minimum settings). The parameters travel in each hash, so they can be raised later.

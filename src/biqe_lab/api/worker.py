@@ -75,12 +75,9 @@ class Heartbeat(threading.Thread):
         self.stopped = threading.Event()
 
     def run(self) -> None:
-        try:
-            while not self.stopped.wait(self.interval):
-                if self.store.heartbeat(self.job["id"], self.job["worker_id"]) != "processing":
-                    self.cancel.cancel()
-        finally:
-            self.store.close()
+        while not self.stopped.wait(self.interval):
+            if self.store.heartbeat(self.job["id"], self.job["worker_id"]) != "processing":
+                self.cancel.cancel()
 
     def stop(self) -> None:
         self.stopped.set()
@@ -317,15 +314,12 @@ class Worker:
 
     # -- loops ---------------------------------------------------------------------------------------
     def delivery_loop(self) -> None:
-        try:
-            while not self.stopping.is_set():
-                try:
-                    self.deliver_due()
-                except Exception:  # noqa: BLE001 - keep delivering
-                    log.exception("webhook delivery loop")
-                self.stopping.wait(min(self.settings.poll_interval_s, 0.5))
-        finally:
-            self.store.close()
+        while not self.stopping.is_set():
+            try:
+                self.deliver_due()
+            except Exception:  # noqa: BLE001 - keep delivering
+                log.exception("webhook delivery loop")
+            self.stopping.wait(min(self.settings.poll_interval_s, 0.5))
 
     def stop(self) -> None:
         """Stop after the current page or step; a running job goes back to the queue."""

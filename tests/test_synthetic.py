@@ -16,8 +16,8 @@ from biqe_lab.synthetic import (CLEAN, DEGRADATIONS, SENTENCES, Degradations, ha
 # Geometry at its strongest (beyond the defaults), without the blur and JPEG that smear ink outwards.
 STRONG_GEOMETRY = Degradations(rotation=2.0, slant=20.0, wobble=0.5, stroke=1.0, blur=0, jpeg=())
 DARK = 200  # luminance below which a pixel is ink: the paper stays above ~215
-WORD_LISTS_INSTALLED = all(path.is_file() for path in (synthetic.DICT_DIR / "french",
-                                                      synthetic.DICT_DIR / "american-english"))
+WORD_LISTS_INSTALLED = all(path.is_file() for path in (synthetic.text.DICT_DIR / "french",
+                                                      synthetic.text.DICT_DIR / "american-english"))
 ELIDED = {"l", "d", "qu", "n", "s", "j"}  # French elided words, before the apostrophe
 needs_word_lists = pytest.mark.skipif(not WORD_LISTS_INSTALLED, reason="wfrench/wamerican not installed")
 
@@ -116,7 +116,7 @@ def test_word_list_lines_mix_languages_and_fit_the_font():
     french, english = set(word_list("fra")[0]), set(word_list("eng")[0])
     assert "maison" in french and "house" in english
     vocabulary = french | english | {w.lower() for w in word_list("fra")[1] + word_list("eng")[1]}
-    vocabulary |= set(synthetic._FUNCTION_WORDS["fra"]) | set(synthetic._FUNCTION_WORDS["eng"])
+    vocabulary |= set(synthetic.text._FUNCTION_WORDS["fra"]) | set(synthetic.text._FUNCTION_WORDS["eng"])
     fonts = handwriting_fonts()
     pages = [page_texts(random.Random(seed), 12, fonts[seed % len(fonts)]) for seed in range(12)]
     lines = [line for page in pages for line in page]
@@ -126,7 +126,7 @@ def test_word_list_lines_mix_languages_and_fit_the_font():
     for line in composed:
         words = re.findall(r"[^\W\d_]+(?:-[^\W\d_]+)*", line)
         assert 3 <= len([w for w in line.split() if any(c.isalnum() for c in w)]) <= 10
-        assert len(line) <= synthetic.MAX_LINE_CHARS + 2
+        assert len(line) <= synthetic.text.MAX_LINE_CHARS + 2
         for word in words:
             assert word in vocabulary or word.lower() in vocabulary or word.lower() in ELIDED, (word, line)
     assert any(c.isdigit() for line in composed for c in line)
@@ -142,7 +142,7 @@ def test_words_a_font_cannot_draw_are_left_out():
     ecolier = next((f for f in handwriting_fonts() if "ecolier" in f.name.lower()), None)
     if ecolier is None:
         pytest.skip("fonts-ecolier-court not installed")
-    missing = {c for c in "ñóúíáÅå" if not synthetic._font_draws(str(ecolier), c)}
+    missing = {c for c in "ñóúíáÅå" if not synthetic.fonts._font_draws(str(ecolier), c)}
     assert missing
     lines = page_texts(random.Random(1), 200, ecolier, languages=("eng",), text_source="words")
     assert all(not missing & set(line) for line in lines)

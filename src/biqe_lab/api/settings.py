@@ -41,9 +41,7 @@ class Settings:
     webhook_backoff: tuple[float, ...] = DEFAULT_BACKOFF
     allow_insecure_webhooks: bool = False
     public_url: Optional[str] = None  # the server's public base URL for status/result URLs (else the request's)
-    llm_base_url: Optional[str] = None
-    llm_model: Optional[str] = None
-    llm_api_key: Optional[str] = field(default=None, repr=False)
+    # The best tier's LLM endpoint is not a server setting: correction reads BIQE_LLM_* from the environment.
     # Production mode (README "Production mode"): the database, the queue and the workers' pipeline.
     database_url: Optional[str] = field(default=None, repr=False)  # SQLAlchemy URL; None: SQLite in data_dir
     queue: str = "local"
@@ -127,8 +125,7 @@ class Settings:
             values["webhook_backoff"] = _parse_backoff(env["BIQE_WEBHOOK_BACKOFF"])
         if env.get("BIQE_ALLOW_INSECURE_WEBHOOKS"):
             values["allow_insecure_webhooks"] = _flag(env["BIQE_ALLOW_INSECURE_WEBHOOKS"])
-        for key in ("public_url", "llm_base_url", "llm_model", "llm_api_key", "database_url", "queue", "broker_url",
-                    "pipeline_config"):
+        for key in ("public_url", "database_url", "queue", "broker_url", "pipeline_config"):
             if env.get(f"BIQE_{key.upper()}"):
                 values[key] = env[f"BIQE_{key.upper()}"]
         values.update(overrides)

@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Optional, Sequence, Union
 
 from ..evaluation import recognition_model, report, training_note
-from ..export import export_document
 from ..model import Document
+from ..pipeline import configure, export
 from ..version import __version__
 from .review import review_frame, review_items
 from .runs import Run
@@ -173,7 +173,7 @@ def write_run_outputs(run: Run, output_dir: Union[str, Path], parameters: Option
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
     metrics = run_metrics(run, parameters)
-    written = export_document(run.document, out / "exports", formats, pdf=pdf)
+    written = export(run.document, out / "exports", configure(formats=tuple(formats), pdf=pdf))
     metrics["exports"] = {fmt: [str(Path(p).relative_to(out)) for p in paths] for fmt, paths in written.items()}
     page_table(run).to_csv(out / "pages.csv", index=False)
     line_table(run).to_csv(out / "lines.csv", index=False)

@@ -1,18 +1,18 @@
 """Choosing sample pages and running the pipeline for notebooks: one `Run` per dataset and correction tier."""
 from __future__ import annotations
 
-import dataclasses
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Sequence, Union
 
+from ..defaults import languages_of
 from ..demo import default_datasets
 from ..errors import InputError, NoImagesError
 from ..evaluation import Evaluation, evaluate, has_ground_truth, training_split
 from ..ingest import find_images, ground_truth_for, ingest
 from ..model import Document
-from ..pipeline import PipelineConfig, run_pipeline
+from ..pipeline import PipelineConfig, configure, run_pipeline
 from ..progress import Progress
 
 SAMPLE_DATASET = "peraire/train"
@@ -64,28 +64,14 @@ def sample_images(folder: Union[str, Path], pages: Optional[int] = None) -> list
     return found
 
 
-def languages_of(value: Union[str, Sequence[str]]) -> tuple[str, ...]:
-    """``"fra+eng"`` or ``["fra", "eng"]`` -> ``("fra", "eng")``."""
-    if isinstance(value, str):
-        value = value.replace(",", "+").split("+")
-    return tuple(v.strip() for v in value if v and v.strip())
-
-
 def make_config(layout: str = "ground-truth", engine: str = "auto", model: Optional[str] = None,
                 languages: Union[str, Sequence[str]] = "fra+eng", tier: str = NO_CORRECTION,
                 preset: Optional[str] = None, **extra) -> PipelineConfig:
-    """A PipelineConfig from notebook parameters; ``tier`` other than "none" needs the correction step."""
-    kwargs = dict(layout=layout, engine=engine or "auto", model=model or None, languages=languages_of(languages),
-                  **extra)
-    tier = tier or NO_CORRECTION
-    names = {f.name for f in dataclasses.fields(PipelineConfig)}
-    if "correction" in names:
-        kwargs["correction"] = tier
-        if "preset" in names and preset:
-            kwargs["preset"] = preset
-    elif tier != NO_CORRECTION:
-        raise InputError(f"correction tier {tier!r} is not available in this version of biqe_lab; use tier 'none'")
-    return PipelineConfig(**kwargs)
+    """The PipelineConfig of notebook parameters (empty ones keep the library's defaults); ``tier``
+    "none" leaves the text as recognized."""
+    return configure(layout=layout or None, engine=engine or None, model=model or None,
+                     languages=languages_of(languages), correction=tier or NO_CORRECTION, preset=preset or None,
+                     **extra)
 
 
 @dataclass
@@ -168,5 +154,5 @@ def load_run(document_json: Union[str, Path], dataset: Optional[str] = None, tie
     if tier is None:
         record = next((r for r in document.processing if r.step == "correction"), None)
         tier = str(record.settings.get("tier", NO_CORRECTION)) if record else NO_CORRECTION
-    return Run(dataset=dataset or document.name, tier=tier, document=document, config=PipelineConfig(),
+    return Run(dataset=dataset or document.name, tier=tier, document=document, config=configure(),
                keep_unreferenced=keep_unreferenced, settings={"document": str(document_json)}).evaluate()

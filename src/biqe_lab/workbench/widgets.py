@@ -11,9 +11,9 @@ import traitlets
 from PIL import Image
 
 from ..errors import InputError
-from ..export import export_document
 from ..ingest import open_image
 from ..model import Document, Page
+from ..pipeline import configure, export as export_step
 from .display import img_tag
 from .overlay import Layers, crop_line, jpeg_bytes, legend_html, render_overlay
 from .review import (_LISTENERS, CONFIDENCE_KEY, DIFF_KEY, ReviewItem, cer_html, confidence_html, decide, diff_html,
@@ -563,7 +563,7 @@ class ReviewPanel:
     def export(self, out: Union[str, Path, None] = None) -> dict:
         """Write the reviewed document (PageXML, ALTO, document.json) to ``out`` (default: the text box)."""
         target = Path(out or self.export_path.value)
-        written = export_document(self.document, target)
+        written = export_step(self.document, target, configure(pdf="none"))  # the review's XML, not a new PDF
         self.message.value = f"exported to {html.escape(str(target))}"
         return written
 

@@ -58,8 +58,10 @@ PORTED_MODELS = {"ppocrv6-small": "small", "ppocrv6-tiny": "tiny"}
 
 
 def list_models() -> list[ModelInfo]:
-    """The bundled model(s) first, then those in the user's model folder, then ported models not imported yet."""
-    found = _models_in(bundled_dir(), "bundled") + _models_in(user_model_dir(), "user")
+    """The bundled default first, then the other bundled models (earlier defaults, for comparison), those in the
+    user's model folder, and ported models not imported yet."""
+    bundled = sorted(_models_in(bundled_dir(), "bundled"), key=lambda m: m.name != DEFAULT_MODEL_NAME)
+    found = bundled + _models_in(user_model_dir(), "user")
     names = {m.name for m in found}
     target = user_model_dir()
     return found + [ModelInfo(name, target / f"{name}.safetensors", "port", {})

@@ -5,7 +5,7 @@ run's compiled lines (the arrow files in data/, 430 MB of full-resolution crops)
 own input height (48 px) as WebP (quality 80), in arrow files of the same schema and metadata that
 `biqe_lab.finetune` reads unchanged. `train` sizes the run to the time it is given: a short probe
 measures lines per second, then the fine-tune runs as many whole epochs of its cosine schedule as
-fit, from the bundled biqe-htr-ppocrv6 weights, and writes `checkpoint.pt`, `best.safetensors` and
+fit, from the bundled biqe-htr-default weights (PP-OCRv6), and writes `checkpoint.pt`, `best.safetensors` and
 `history.jsonl` to $OUT. Nothing in the project depends on this file.
 """
 from __future__ import annotations

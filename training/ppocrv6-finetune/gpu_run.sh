@@ -21,7 +21,7 @@ prepare() {
       --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 --platform manylinux_2_17_x86_64 \
       --platform manylinux2014_x86_64 --platform manylinux1_x86_64 -d $GPU/whl "$pkg"
   done
-  cp src/biqe_lab/bundled/biqe-htr-ppocrv6.safetensors $GPU/base.safetensors
+  cp src/biqe_lab/bundled/biqe-htr-default.safetensors $GPU/base.safetensors
   .venv/bin/python training/ppocrv6-finetune/gpu_run.py prepare
   du -sh $GPU
 }

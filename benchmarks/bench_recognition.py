@@ -6,7 +6,7 @@ times in this process after one warm-up page (models loaded once, as the worker 
 seconds are those of the pipeline's own `recognition` processing record. Also prints the CER
 of each engine on the same lines, so speed is never read without accuracy.
 
-    .venv/bin/python benchmarks/bench_recognition.py [--repeats 3] [--threads 1] [--dataset peraire] [--engines kraken,tesseract,ppocrv6-small]
+    .venv/bin/python benchmarks/bench_recognition.py [--repeats 3] [--threads 1] [--dataset peraire] [--engines kraken,v1,tesseract,ppocrv6-small]
 """
 from __future__ import annotations
 
@@ -19,7 +19,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 SPLIT = ROOT / "training" / "default-model" / "split.json"
-ENGINES = {"kraken": ("biqe-htr-default (kraken)", None), "tesseract": ("tesseract fra", None),
+ENGINES = {"kraken": ("biqe-htr-default (PP-OCRv6 fine-tune, kraken)", None),
+           "v1": ("biqe-htr-default-v1 (the previous default, kraken)", "biqe-htr-default-v1"),
+           "tesseract": ("tesseract fra", None),
            "ppocrv6-small": ("ppocrv6-small zero-shot (kraken)", "ppocrv6-small"),
            "ppocrv6-tiny": ("ppocrv6-tiny zero-shot (kraken)", "ppocrv6-tiny")}
 
@@ -35,7 +37,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=1, help="torch / OpenMP threads (the worker's default is 1)")
     ap.add_argument("--dataset", default="peraire")
-    ap.add_argument("--engines", default="kraken,tesseract")
+    ap.add_argument("--engines", default="kraken,v1,tesseract")
     args = ap.parse_args()
     os.environ["OMP_NUM_THREADS"] = str(args.threads)
     import torch
@@ -51,7 +53,7 @@ def main() -> None:
         sys.exit(f"no held-out {args.dataset} page in {SPLIT}")
     print(f"{len(images)} held-out {args.dataset} pages, ground-truth lines, {args.threads} thread(s), "
           f"{args.repeats} runs per engine\n")
-    print(f"{'engine':28} {'lines':>6} {'lines/s (median)':>17} {'min':>7} {'max':>7} {'CER':>7}")
+    print(f"{'engine':50} {'lines':>6} {'lines/s (median)':>17} {'min':>7} {'max':>7} {'CER':>7}")
     for engine in args.engines.split(","):
         label, model = ENGINES[engine]
         config = PipelineConfig(layout="ground-truth", engine="kraken" if model else engine, model=model,
@@ -65,7 +67,7 @@ def main() -> None:
             lines = sum(len(p.lines) for p in doc.pages)
             rates.append(lines / seconds)
             cer = evaluate(doc, "htr").cer
-        print(f"{label:28} {lines:>6} {statistics.median(rates):>17.1f} {min(rates):>7.1f} {max(rates):>7.1f} "
+        print(f"{label:50} {lines:>6} {statistics.median(rates):>17.1f} {min(rates):>7.1f} {max(rates):>7.1f} "
               f"{cer:>7.2%}", flush=True)
 
 

@@ -4,7 +4,8 @@ Evidence is the lexicon hit rate of each single-language preset (its word lists,
 stems and training vocabulary: language and period): the share of the document's recognized
 words that the preset's lexicon knows, counted over the words that tell the presets apart
 (a word every lexicon knows, such as "in" or "de", says nothing). The best preset is taken when its rate is high enough
-and clearly ahead of the next; otherwise (too little text, or no clear winner) the
+and clearly ahead of the next. Before the words, a preset's own signs (``[auto] signs``: the abbreviation
+signs of medieval Latin) decide when enough of the lines carry them; otherwise (too little text, or no clear winner) the
 conservative ``generic_historical``. The evidence grows page by page (page k is corrected
 with the choice made on pages 1..k), so a long document needs no second pass and a line set
 (one line a page) settles once enough words are read.
@@ -24,6 +25,11 @@ from .presets import load_preset
 MIN_WORDS = 15  # fewer telling words than this: not enough evidence, the fallback preset
 MIN_RATE = 0.2  # the winner's lexicon must know at least this share of the telling words
 MIN_LEAD = 0.08  # and lead the next preset by this much
+# A preset whose signs are in at least MIN_SIGN_LINES of the lines (and MIN_SIGN_COUNT of them) wins. Chosen on the
+# training pages as the bundled recognizer reads them (scripts/collect_htr_pairs.py, 78 pages): no peraire or
+# stanford_memorials line carries one of medieval_latin's signs; every cremma page that has them, 4.9 % or more.
+MIN_SIGN_LINES = 0.03
+MIN_SIGN_COUNT = 2
 
 
 @dataclass(frozen=True)
@@ -57,10 +63,17 @@ class Evidence:
     def __init__(self) -> None:
         self.words = 0  # words that not every candidate's lexicon knows
         self.hits: Counter = Counter()
+        self.lines = 0  # lines with text
+        self.sign_lines: Counter = Counter()  # per candidate: lines with one of its signs
 
     def add(self, texts: Iterable[str]) -> None:
         lexicons = {name: load_lexicon(p.wordlists, p.hunspell, p.vocabularies)
                     for name in candidates() if (p := load_preset(name))}
+        signs = {name: set(sign) for name in candidates() if (sign := load_preset(name).signs)}
+        texts = [t for t in texts if t.strip()]
+        self.lines += len(texts)
+        for text in texts:
+            self.sign_lines.update(name for name, chars in signs.items() if chars & set(text))
         for word in words_of(texts):
             knowing = [name for name, lexicon in lexicons.items() if word in lexicon]
             if len(knowing) == len(lexicons):
@@ -71,6 +84,11 @@ class Evidence:
     def choose(self) -> PresetChoice:
         rates = {n: (self.hits[n] / self.words if self.words else 0.0) for n in candidates()}
         ranked = sorted(rates.items(), key=lambda kv: -kv[1])
+        if self.sign_lines:
+            name, lines = self.sign_lines.most_common(1)[0]
+            if lines >= MIN_SIGN_COUNT and lines / self.lines >= MIN_SIGN_LINES:
+                return PresetChoice(name, self.words, rates,
+                                    f"its signs ({load_preset(name).signs}) are in {lines} of {self.lines} lines")
         if self.words < MIN_WORDS:
             return PresetChoice(FALLBACK_PRESET, self.words, rates, f"fewer than {MIN_WORDS} telling words read")
         best, rate = ranked[0]
@@ -129,6 +147,7 @@ class AutoCorrector:
             "presets": used, "pages": dict(self.chosen),
             "final": {"preset": self.last.preset, "words": self.last.words, "reason": self.last.reason,
                       "rates": {k: round(v, 4) for k, v in self.last.rates.items()}} if self.last else None,
-            "rule": f"best single-language preset if >= {MIN_WORDS} words, hit rate >= {MIN_RATE:.0%} and "
-                    f"{MIN_LEAD * 100:.0f} points ahead, else {FALLBACK_PRESET}"}
+            "rule": f"a preset whose signs are in >= {MIN_SIGN_COUNT} lines and {MIN_SIGN_LINES:.0%} of them; else the best "
+                    f"single-language preset if >= {MIN_WORDS} words, hit rate >= {MIN_RATE:.0%} and "
+                    f"{MIN_LEAD * 100:.0f} points ahead; else {FALLBACK_PRESET}"}
         return {**info, "settings": settings, "warnings": [*info["warnings"], self.warning()]}

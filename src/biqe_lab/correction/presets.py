@@ -34,6 +34,7 @@ class Preset:
     unicode_form: str
     collapse_spaces: bool
     protected_chars: str
+    signs: str  # characters only this preset's documents write (``[auto] signs``): evidence for ``preset=auto``
     modern_forms: dict[str, str]
     prompt_version: str
     system_prompt: str
@@ -60,7 +61,7 @@ def _build(data: dict, source: str) -> Preset:
             diacritics_as_read=bool(corr.get("diacritics_as_read", True)),
             guards={k: float(v) for k, v in guards.items()},
             unicode_form=str(norm.get("unicode", "NFC")), collapse_spaces=bool(norm.get("collapse_spaces", False)),
-            protected_chars=str(never.get("protected_chars", "")),
+            protected_chars=str(never.get("protected_chars", "")), signs=str(data.get("auto", {}).get("signs", "")),
             modern_forms={str(k): str(v) for k, v in never.get("forms", {}).items()},
             prompt_version=str(prompt["version"]), system_prompt=str(prompt["system"]),
             user_prompt=str(prompt["user"]), source=source)

@@ -68,6 +68,9 @@ def main() -> None:
                      if d["name"] in used],
             "split": "stable hash split: page sets 8/1/1 by page, line sets 8/1/1 by writer (train/validation/test)",
             "held_out": plan.held_out,
+            # the run folder (its split.json marks every page train / validation / test: biqe_lab.evaluation)
+            "phases": [{"work": str(args.work.resolve().relative_to(ROOT)), "base": "ppocrv6-small",
+                        "steps": history[-1]["step"]}],
             "loop": "biqe_lab.finetune (plain CTC, AdamW, BatchNorm statistics frozen), kraken's `new` codec resize",
             "settings": {k: run[k] for k in ("epochs", "lrate", "warmup", "final_lrate", "batch_size", "augment",
                                               "max_width") if k in run},

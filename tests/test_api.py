@@ -446,10 +446,9 @@ def test_healthz_and_docs(api):
 
 def test_settings_from_env(tmp_path):
     s = Settings.from_env({"BIQE_DATA_DIR": str(tmp_path), "BIQE_MAX_UPLOAD_MB": "7", "BIQE_MAX_PAGES": "9",
-                           "BIQE_WEBHOOK_BACKOFF": "0.5,2", "BIQE_ALLOW_INSECURE_WEBHOOKS": "1",
-                           "BIQE_LLM_MODEL": "m"})
-    assert (s.data_dir, s.max_upload_mb, s.max_pages, s.webhook_backoff, s.allow_insecure_webhooks, s.llm_model) \
-        == (tmp_path, 7, 9, (0.5, 2.0), True, "m")
+                           "BIQE_WEBHOOK_BACKOFF": "0.5,2", "BIQE_ALLOW_INSECURE_WEBHOOKS": "1"})
+    assert (s.data_dir, s.max_upload_mb, s.max_pages, s.webhook_backoff, s.allow_insecure_webhooks) \
+        == (tmp_path, 7, 9, (0.5, 2.0), True)
     d = Settings.from_env({})
     assert d.result_ttl_hours == 168 and d.webhook_backoff == (1, 5, 25, 125, 625) and not d.allow_insecure_webhooks
     assert d.data_dir == Path("./biqe-data") and d.public_url is None

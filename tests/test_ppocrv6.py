@@ -98,6 +98,11 @@ def test_codec_resize_keeps_known_rows_and_adds_new_characters(ported_small):
     assert set(model.codec.c2l) == {"a", "b", "é", "ꝑ"}
     assert model._output_proj.weight.shape[0] == 5  # blank + 4
     assert torch.equal(model._output_proj.weight[model.codec.c2l["a"][0]], row_a)  # pretrained row kept
+    # --keep-charset (kraken's union, for a few corrected lines): nothing the base reads is dropped
+    base = load_base(ported_small)
+    known = {c for c in base.codec.c2l if len(c) == 1}
+    codec, deleted, added = resized_codec(base, ["a", "ꝑ"], keep=True)
+    assert deleted == [] and added == ["ꝑ"] and set(codec.c2l) == known | {"ꝑ"}
 
 
 @pytest.mark.slow

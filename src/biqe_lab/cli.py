@@ -206,8 +206,8 @@ def evaluate(directory, layout, engine, model, lang, device, correction, preset,
 @click.option("--synthetic", type=int, default=0, show_default=True,
               help="Also render about this many synthetic handwriting lines for training.")
 @click.option("--base-model", default=None,
-              help="Fine-tune this kraken model (a file, or a name such as biqe-htr-default); its charset is "
-                   "extended with the new data's characters.")
+              help="Fine-tune this kraken model (a file, or a name such as biqe-htr-default); its charset "
+                   "becomes the data's: rows it knows are kept, new characters added (see --keep-charset).")
 @click.option("--epochs", type=int, default=None, help="Train exactly this many epochs.")
 @click.option("--until-converged", is_flag=True, help="Train until validation CER stops improving (default).")
 @click.option("--spec", default=None, help="VGSL network spec for a new model (default: a small CPU-sized net).")
@@ -216,8 +216,11 @@ def evaluate(directory, layout, engine, model, lang, device, correction, preset,
               "network or its fine-tune, 1e-4 for fine-tuning PP-OCRv6).")
 @click.option("--threads", type=int, default=2, show_default=True, help="CPU threads for training.")
 @click.option("--fresh", is_flag=True, help="Ignore checkpoints in the work folder and start over.")
+@click.option("--keep-charset", is_flag=True,
+              help="Fine-tune: keep every character the base model reads and add the data's new ones (kraken's "
+                   "`union`; for a few corrected lines). Default: the data's characters only (kraken's `new`).")
 def train(data_dirs, out_model, workdir, synthetic, base_model, epochs, until_converged, spec, batch_size,
-          lrate, threads, fresh):
+          lrate, threads, fresh, keep_charset):
     """Train (or fine-tune) a kraken recognition model on ground truth, resumably.
 
     Pages are split by page and line sets by writer (1 in 10 held out for test, 1 in 10 for
@@ -231,7 +234,7 @@ def train(data_dirs, out_model, workdir, synthetic, base_model, epochs, until_co
     summary = training.train([Path(d) for d in data_dirs], Path(out_model), Path(workdir) if workdir else None,
                              synthetic=synthetic, base_model=base_model, epochs=epochs, spec=spec,
                              batch_size=batch_size, lrate=lrate, threads=threads, fresh=fresh,
-                             log=lambda m: click.echo(m, err=True))
+                             keep_charset=keep_charset, log=lambda m: click.echo(m, err=True))
     click.echo(summary)
 
 

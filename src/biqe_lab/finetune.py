@@ -47,6 +47,7 @@ class FineTuneRun:
     workers: int = 0  # data-loading processes (line decoding and augmentation); 0: in the training process
     max_seconds: float = 0  # stop, checkpointed, after this long (0: no limit)
     extra_chars: str = ""  # characters to add to the codec beyond those of the training data
+    keep_charset: bool = False  # keep every character the base reads (kraken's `union`): for a few corrected lines
 
     def to_json(self) -> dict:
         out = asdict(self)
@@ -55,13 +56,15 @@ class FineTuneRun:
         return out
 
 
-def resized_codec(model, alphabet: Sequence[str]):
+def resized_codec(model, alphabet: Sequence[str], keep: bool = False):
     """kraken's ``new`` resize: keep the rows of the characters the data uses that the base knows,
-    drop the others, add rows for characters the base lacks. Returns (codec, rows deleted, added).
+    drop the others, add rows for characters the base lacks; with ``keep``, kraken's ``union``: drop
+    nothing. Returns (codec, rows deleted, added).
     """
     from kraken.lib.codec import PytorchCodec
 
-    wanted = sorted({unicodedata.normalize("NFC", c) for c in alphabet if c})
+    wanted = sorted({unicodedata.normalize("NFC", c) for c in alphabet if c}
+                    | ({c for c in model.codec.c2l if len(c) == 1} if keep else set()))
     known = model.codec.c2l
     keep = [c for c in wanted if c in known]
     added = [c for c in wanted if c not in known]
@@ -229,7 +232,7 @@ def fine_tune(run: FineTuneRun, log: Callable[[str], None] = print) -> dict:
     ckpt_path = run.output / CHECKPOINT
     state = torch.load(ckpt_path, weights_only=False, map_location="cpu") if ckpt_path.is_file() else None
     if state is None:
-        codec, deleted, added = resized_codec(model, alphabet)
+        codec, deleted, added = resized_codec(model, alphabet, keep=run.keep_charset)
         apply_codec(model, codec, deleted)
         log(f"codec: {len(codec.c2l)} characters ({len(added)} new: {''.join(added)}), "
             f"{len(deleted)} base rows dropped")

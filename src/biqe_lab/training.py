@@ -148,6 +148,7 @@ class TrainingRun:
     lrate: float = 1e-3
     threads: int = 2
     augment: bool = True  # kraken's historical-document line augmentation
+    keep_charset: bool = False  # fine-tune: keep every character the base reads (kraken's `union`), not only the data's
     extra: list[str] = field(default_factory=list)
 
     def command(self, resume: Optional[Path] = None) -> list[str]:
@@ -166,8 +167,9 @@ class TrainingRun:
             cmd += ["--resume", str(resume)]
         elif self.base_model is not None:
             # `new`: the charset becomes the data's (rows the base knows are kept, the rest added, the
-            # unused dropped); `union` kept every base row and cost the published peraire runs 6.4 -> 35 % CER
-            cmd += ["-i", str(self.base_model), "--resize", "new"]
+            # unused dropped); `union` kept every base row and cost the published peraire runs 6.4 -> 35 % CER.
+            # A few corrected lines (the workbench's loop) need `union`: `new` would drop what they lack.
+            cmd += ["-i", str(self.base_model), "--resize", "union" if self.keep_charset else "new"]
         else:
             cmd += ["-s", self.spec]
         return cmd + self.extra
@@ -291,7 +293,7 @@ def export_weights(checkpoint: Path, target: Path) -> Path:
 def train(data_dirs: Sequence[Path], out: Path, workdir: Optional[Path] = None, synthetic: int = 0,
           base_model: Optional[str] = None, epochs: Optional[int] = None, spec: Optional[str] = None,
           batch_size: int = 8, lrate: Optional[float] = None, threads: int = 2, fresh: bool = False,
-          log=print) -> str:
+          keep_charset: bool = False, log=print) -> str:
     """Train (or fine-tune ``base_model``) a recognizer on ``data_dirs`` into ``out``, resumably; a summary line.
 
     Splits, compiled datasets, checkpoints and logs go to ``workdir`` (default: ``out``'s name +
@@ -331,14 +333,16 @@ def train(data_dirs: Sequence[Path], out: Path, workdir: Optional[Path] = None, 
         ft = FineTuneRun(base_model=base, train=datasets["train"], validation=datasets["validation"],
                          output=work / "checkpoints", epochs=epochs or 10, batch_size=batch_size,
                          lrate=lrate or 1e-4, final_lrate=(lrate or 1e-4) / 10, threads=threads,
-                         validate_every=200)  # cosine decay to a tenth over the run, as kraken's PP-OCR recipe
+                         validate_every=200,  # cosine decay to a tenth over the run, as kraken's PP-OCR recipe
+                         keep_charset=keep_charset)
         result = fine_tune(ft, log=log)
         out.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(ft.output / "best.safetensors", out)
         return (f"model written to {out} (best validation CER {result['best_val_cer']:.2%}); "
                 f"held-out split in {work / 'split.json'}")
     run = TrainingRun(datasets=datasets, output=work / "checkpoints", spec=spec or DEFAULT_SPEC, base_model=base,
-                      epochs=epochs or -1, batch_size=batch_size, lrate=lrate or 1e-3, threads=threads)
+                      epochs=epochs or -1, batch_size=batch_size, lrate=lrate or 1e-3, threads=threads,
+                      keep_charset=keep_charset)
     code = run_training(run, resume=not fresh, log=log)
     best = best_checkpoint(run.output)
     if best is None:

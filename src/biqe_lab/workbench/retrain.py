@@ -76,7 +76,8 @@ def fine_tune(data: Union[str, Path], out: Union[str, Path], base_model: str = "
     """``biqe-lab train --data DATA --base-model BASE --epochs N --out OUT`` (a short run); what it said and took."""
     out = Path(out)
     command = [str(Path(sys.executable).with_name("biqe-lab")), "train", "--data", str(data), "--out", str(out),
-               "--base-model", base_model, "--epochs", str(epochs), "--threads", str(threads), "--fresh"]
+               "--base-model", base_model, "--epochs", str(epochs), "--threads", str(threads), "--fresh",
+               "--keep-charset"]  # a few lines: the data's characters alone would drop the rest of the model's
     t0 = time.perf_counter()
     proc = subprocess.run(command, capture_output=True, text=True)
     seconds = round(time.perf_counter() - t0, 1)

@@ -48,7 +48,8 @@ def main() -> None:
         folders = training.copy_held_out(plan, Path(tmp) / "heldout")
         evaluation = _builder.evaluate_held_out(model, folders, Path(tmp))
     n_params, charset = _builder.model_facts(model)
-    base_card = read_card(Path(resolve_model("ppocrv6-small")))
+    base_name = Path(run["base_model"]).stem  # the port the run started from (ppocrv6-small)
+    base_card = read_card(Path(resolve_model(base_name)))
     manifest = yaml.safe_load((ROOT / "datasets" / "manifest.yaml").read_text())["datasets"]
     used = sorted(set(plan.dataset_of.values()))
     best = min(history, key=lambda h: h["val_cer"])
@@ -69,7 +70,7 @@ def main() -> None:
             "split": "stable hash split: page sets 8/1/1 by page, line sets 8/1/1 by writer (train/validation/test)",
             "held_out": plan.held_out,
             # the run folder (its split.json marks every page train / validation / test: biqe_lab.evaluation)
-            "phases": [{"work": str(args.work.resolve().relative_to(ROOT)), "base": "ppocrv6-small",
+            "phases": [{"work": str(args.work.resolve().relative_to(ROOT)), "base": base_name,
                         "steps": history[-1]["step"]}],
             "loop": "biqe_lab.finetune (plain CTC, AdamW, BatchNorm statistics frozen), kraken's `new` codec resize",
             "settings": {k: run[k] for k in ("epochs", "lrate", "warmup", "final_lrate", "batch_size", "augment",

@@ -46,7 +46,6 @@ class FineTuneRun:
     device: str = "cpu"  # or "cuda:0": the same loop, the same checkpoint (saved for the CPU)
     workers: int = 0  # data-loading processes (line decoding and augmentation); 0: in the training process
     max_seconds: float = 0  # stop, checkpointed, after this long (0: no limit)
-    extra_chars: str = ""  # characters to add to the codec beyond those of the training data
     keep_charset: bool = False  # keep every character the base reads (kraken's `union`): for a few corrected lines
 
     def to_json(self) -> dict:
@@ -66,12 +65,12 @@ def resized_codec(model, alphabet: Sequence[str], keep: bool = False):
     wanted = sorted({unicodedata.normalize("NFC", c) for c in alphabet if c}
                     | ({c for c in model.codec.c2l if len(c) == 1} if keep else set()))
     known = model.codec.c2l
-    keep = [c for c in wanted if c in known]
+    kept = [c for c in wanted if c in known]
     added = [c for c in wanted if c not in known]
-    keep_labels = {known[c][0] for c in keep}
-    deleted = sorted(l[0] for c, l in known.items() if l[0] not in keep_labels)
+    kept_labels = {known[c][0] for c in kept}
+    deleted = sorted(l[0] for c, l in known.items() if l[0] not in kept_labels)
     # rows kept keep their relative order; new rows follow
-    old_order = sorted(keep, key=lambda c: known[c][0])
+    old_order = sorted(kept, key=lambda c: known[c][0])
     c2l = {c: [i] for i, c in enumerate(old_order + added, start=1)}
     return PytorchCodec(c2l), deleted, added
 
@@ -228,7 +227,7 @@ def fine_tune(run: FineTuneRun, log: Callable[[str], None] = print) -> dict:
     height = model.input[2]
     train = _datasets(run.train, height, run.augment)
     val = _datasets(run.validation, height, False)
-    alphabet = set(train.alphabet) | set(val.alphabet) | set(run.extra_chars)
+    alphabet = set(train.alphabet) | set(val.alphabet)
     ckpt_path = run.output / CHECKPOINT
     state = torch.load(ckpt_path, weights_only=False, map_location="cpu") if ckpt_path.is_file() else None
     if state is None:

@@ -48,6 +48,13 @@ def prepare() -> None:
         print(f"{name}: {len(rows)} lines, {target.stat().st_size / 1e6:.1f} MB")
 
 
+def _rows(arrow: Path) -> int:
+    import pyarrow as pa
+
+    with pa.memory_map(str(arrow), "rb") as f:
+        return pa.ipc.open_file(f).read_all().num_rows
+
+
 def train(seconds: float) -> None:
     """Fine-tune for at most ``seconds`` of wall time from now, whole epochs of one cosine schedule."""
     import torch
@@ -74,7 +81,7 @@ def train(seconds: float) -> None:
 
     fine_tune(FineTuneRun(output=Path("/tmp/probe"), epochs=1, max_seconds=30, **common), log=probe_log)
     rate = rates[-1] if rates else 50.0
-    n_train = 4686  # lines in the two training files (prepare's output)
+    n_train = sum(_rows(path) for path in common["train"])
     epoch_s = n_train / rate * 1.1 + 6  # + validation
     left = seconds - (time.time() - started) - 30  # the last save and the copy
     epochs = max(1, math.floor(left / epoch_s))

@@ -6,7 +6,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Sequence, Union
 
-from ..defaults import languages_of
 from ..demo import default_datasets
 from ..errors import InputError, NoImagesError
 from ..evaluation import Evaluation, evaluate, has_ground_truth, training_split
@@ -70,7 +69,7 @@ def make_config(layout: str = "ground-truth", engine: str = "auto", model: Optio
     """The PipelineConfig of notebook parameters (empty ones keep the library's defaults); ``tier``
     "none" leaves the text as recognized."""
     return configure(layout=layout or None, engine=engine or None, model=model or None,
-                     languages=languages_of(languages), correction=tier or NO_CORRECTION, preset=preset or None,
+                     languages=languages or None, correction=tier or NO_CORRECTION, preset=preset or None,
                      **extra)
 
 
@@ -124,7 +123,7 @@ def process_dataset(dataset: Union[str, Path, None] = None, pages: Optional[int]
     run = Run(dataset=dataset_name(folder), tier=tier or NO_CORRECTION, document=document, config=config,
               seconds=round(time.perf_counter() - t0, 2), keep_unreferenced=keep_unreferenced,
               settings={"dataset": str(folder), "pages": pages, "layout": layout, "engine": engine,
-                        "model": model or None, "languages": "+".join(languages_of(languages)),
+                        "model": model or None, "languages": "+".join(config.languages),
                         "tier": tier or NO_CORRECTION, "preset": preset or None,
                         "keep_unreferenced": keep_unreferenced})
     return run.evaluate()

@@ -13,7 +13,8 @@ import torch
 from PIL import Image
 
 from biqe_lab import evaluation, ppocrv6
-from biqe_lab.finetune import FineTuneRun, apply_codec, fine_tune, learning_rate, load_base, resized_codec
+from biqe_lab.finetune import (WIDTH_STEP, FineTuneRun, _fitting, apply_codec, fine_tune, learning_rate, load_base,
+                               resized_codec)
 from biqe_lab.ingest import ingest
 from biqe_lab.pipeline import PipelineConfig, run_pipeline
 
@@ -118,6 +119,16 @@ def test_learning_rate_warms_up_within_a_tenth_of_the_run_then_decays_to_the_fin
     # a short fine-tune on a few corrected lines reaches its full rate after a tenth of its steps
     assert learning_rate(2, 30, 1e-4, 200) == pytest.approx(1e-4)
     assert learning_rate(29, 30, 1e-4, 200) == pytest.approx(1e-4)  # no final rate: constant
+
+
+def test_training_batches_are_padded_to_a_few_widths_and_keep_each_line_s_own_length():
+    samples = [{"image": torch.ones(3, 48, w), "target": torch.tensor([1, 2])} for w in (130, 70, 3000)]
+    images, lens, targets, target_lens, kept = _fitting(2000)(samples)
+    assert kept == 2 and images.shape[:3] == (2, 3, 48)
+    assert images.shape[3] % WIDTH_STEP == 0 and 130 <= images.shape[3] < 130 + WIDTH_STEP
+    assert lens.tolist() == [130, 70]  # CTC and the network see the real widths, not the padding
+    assert images[0, :, :, 130:].abs().sum() == 0 and images[1, :, :, 70:].abs().sum() == 0
+    assert _fitting(2000)(samples[2:]) is None  # a batch of only over-wide lines is skipped
 
 
 def test_a_few_fine_tuning_steps_on_real_lines_lower_the_loss(ported_small, tmp_path):

@@ -1,6 +1,7 @@
 """Fine-tuning kraken's PP-OCRv6 network with a plain CTC loop: codec resize, frozen statistics, resumable runs."""
 from __future__ import annotations
 
+import ctypes
 import json
 import math
 import random
@@ -15,6 +16,8 @@ from .errors import InputError, ModelError
 CHECKPOINT = "checkpoint.pt"  # the run's one resumable checkpoint
 BEST = "best.safetensors"  # the best model so far by validation CER, a kraken model file
 HISTORY = "history.jsonl"  # one record per validation
+WIDTH_STEP = 64  # training batches are padded to a multiple of this many pixels
+TRIM_EVERY = 5  # steps between returning freed heap pages to the system (``_release_freed_memory``)
 
 
 @dataclass
@@ -104,6 +107,20 @@ def _resident_gb() -> float:
     return 0.0
 
 
+def _release_freed_memory() -> None:
+    """Give the pages glibc's allocator holds free back to the system (a no-op without glibc).
+
+    Every batch has its own width, so the freed activation buffers of earlier batches fragment the
+    heaps: without this the process grew to 10 GB within 150 steps (and once to 12 GB, OOM-killed).
+    Forcing every allocation through mmap instead (MALLOC_MMAP_THRESHOLD_) bounds it too, but made
+    each step 3x slower.
+    """
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
 def _datasets(files: Sequence[Path], height: int, augment: bool):
     from kraken.lib.dataset import ArrowIPCRecognitionDataset, ImageInputTransforms
 
@@ -125,20 +142,24 @@ def _batches(n: int, batch_size: int, rng: random.Random) -> list[list[int]]:
 
 
 def _fitting(max_width: int):
-    """A collate function that leaves out lines wider than ``max_width`` (None for an empty batch)."""
+    """A collate function that leaves out lines wider than ``max_width`` (None for an empty batch).
+
+    Batches are padded to a multiple of ``WIDTH_STEP``, so that fewer distinct buffer sizes
+    fragment the allocator's heaps (see ``_release_freed_memory``).
+    """
 
     def collate(samples: list[dict]):
         kept = [s for s in samples if s["image"].shape[2] <= max_width]
-        return _collate(kept) + (len(kept),) if kept else None
+        return _collate(kept, WIDTH_STEP) + (len(kept),) if kept else None
 
     return collate
 
 
-def _collate(samples: list[dict]):
+def _collate(samples: list[dict], step: int = 1):
     import torch
     import torch.nn.functional as F
 
-    width = max(s["image"].shape[2] for s in samples)
+    width = -(-max(s["image"].shape[2] for s in samples) // step) * step
     images = torch.stack([F.pad(s["image"], (0, width - s["image"].shape[2])) for s in samples])
     lens = torch.tensor([s["image"].shape[2] for s in samples])
     targets = torch.cat([s["target"] for s in samples])
@@ -309,6 +330,8 @@ def fine_tune(run: FineTuneRun, log: Callable[[str], None] = print) -> dict:
             step += 1
             seen += n
             losses.append(loss.item())
+            if step % TRIM_EVERY == 0:
+                _release_freed_memory()
             if step % 20 == 0:
                 rate = seen / max(time.time() - started, 1e-9)
                 log(f"epoch {epoch + 1} batch {b + 1}/{len(batches)} loss {loss.item():.3f} lr {lr:.1e} "

@@ -141,10 +141,11 @@ def test_a_few_fine_tuning_steps_on_real_lines_lower_the_loss(ported_small, tmp_
                     "--force-type", "baseline"], check=True, capture_output=True)
     logged = []
     run = FineTuneRun(base_model=ported_small, train=[arrow], validation=[arrow], output=tmp_path / "run",
-                      epochs=3, batch_size=6, lrate=1e-4, warmup=1, augment=False)
+                      epochs=3, batch_size=6, lrate=1e-4, warmup=1, augment=False, validate_every=3)
     result = fine_tune(run, log=logged.append)
     history = [json.loads(l) for l in (run.output / "history.jsonl").read_text().splitlines()]
-    assert history[0]["step"] == 0 and len(history) == 4
+    # 3 steps an epoch and validate_every=3: every third step ends an epoch, which validates once, not twice
+    assert history[0]["step"] == 0 and len(history) == 4 and all(h["end_of_epoch"] for h in history[1:])
     losses = [h["train_loss"] for h in history[1:]]
     assert losses[-1] < losses[0], history  # the same lines every epoch: the loss falls
     assert result["steps"] == 9 and (run.output / "checkpoint.pt").is_file() and (run.output / "best.safetensors").is_file()

@@ -336,7 +336,8 @@ def fine_tune(run: FineTuneRun, log: Callable[[str], None] = print) -> dict:
                 rate = seen / max(time.time() - started, 1e-9)
                 log(f"epoch {epoch + 1} batch {b + 1}/{len(batches)} loss {loss.item():.3f} lr {lr:.1e} "
                     f"{rate:.2f} lines/s {_resident_gb():.1f} GB")
-            if run.validate_every and step % run.validate_every == 0:
+            last = b + 1 == len(batches)  # the epoch's own validation follows: no mid-epoch one as well
+            if run.validate_every and step % run.validate_every == 0 and not last:
                 validate("mid-epoch", started)
                 net.train()
                 _freeze_statistics(net)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import ctypes
+import functools
 import json
 import math
 import random
@@ -115,10 +116,18 @@ def _release_freed_memory() -> None:
     Forcing every allocation through mmap instead (MALLOC_MMAP_THRESHOLD_) bounds it too, but made
     each step 3x slower.
     """
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
+
+
+@functools.lru_cache(maxsize=1)
+def _malloc_trim():
+    """glibc's ``malloc_trim``, looked up once (None where the C library is not glibc)."""
     try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
+        return ctypes.CDLL("libc.so.6").malloc_trim
     except (OSError, AttributeError):
-        pass
+        return None
 
 
 def _datasets(files: Sequence[Path], height: int, augment: bool):
@@ -155,11 +164,12 @@ def _fitting(max_width: int):
     return collate
 
 
-def _collate(samples: list[dict], step: int = 1):
+def _collate(samples: list[dict], multiple: int = 1):
+    """Stack a batch, padded on the right to the widest line rounded up to ``multiple`` pixels."""
     import torch
     import torch.nn.functional as F
 
-    width = -(-max(s["image"].shape[2] for s in samples) // step) * step
+    width = -(-max(s["image"].shape[2] for s in samples) // multiple) * multiple
     images = torch.stack([F.pad(s["image"], (0, width - s["image"].shape[2])) for s in samples])
     lens = torch.tensor([s["image"].shape[2] for s in samples])
     targets = torch.cat([s["target"] for s in samples])

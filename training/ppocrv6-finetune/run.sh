@@ -4,7 +4,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 D=$(realpath ../shared/datasets)
 # Two malloc arenas: enough for 2 threads. (MALLOC_MMAP_THRESHOLD_=131072, used before against memory
-# growth, made every step 3x slower; the loop now pads batches to a few widths instead, see finetune.WIDTH_STEP.)
+# growth, made every step 3x slower; the loop now bounds memory itself, see finetune._release_freed_memory.)
 export MALLOC_ARENA_MAX=2
 exec nice .venv/bin/biqe-lab train --workdir training/ppocrv6-finetune --out /tmp/biqe-htr-ppocrv6.safetensors \
   --base-model ppocrv6-small --batch-size 16 --epochs ${EPOCHS:-5} --threads ${THREADS:-2} \
